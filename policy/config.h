@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MIT
+// The TOML configuration of SPEC.md. Every key is optional; unknown keys are errors.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/net.h"
+#include "policy/result.h"
+
+namespace amlfw {
+
+enum class Cloud : uint8_t { kPublic, kUsGov, kChina, kAuto };
+std::string_view to_string(Cloud c);
+std::optional<Cloud> parse_cloud(std::string_view s);
+
+enum class Backend : uint8_t { kNftables, kEbpf };
+std::string_view to_string(Backend b);
+
+enum class Mode : uint8_t { kEnforce, kAudit };
+std::string_view to_string(Mode m);
+
+// The features of SPEC.md [features]; the catalog's conditions name them.
+// Kept as a name -> bool map so that the catalog can refer to any of them by name.
+extern const std::vector<std::pair<std::string, bool>> kFeatureDefaults;
+
+struct AllowRule {
+  std::string fqdn;         // exactly one of fqdn, cidr, service_tag is set
+  std::string cidr;
+  std::string service_tag;
+  std::vector<PortRange> ports;  // default: all ports
+  Proto proto = Proto::kTcp;
+  std::string direction = "egress";  // egress | ingress
+  std::string why;                   // optional comment shown by plan/explain
+  std::string where;                 // "file:line:col" of the [[allow]] table, for messages
+};
+
+struct Config {
+  std::string path;            // the file it came from, or "<embedded default>"
+  bool is_default = false;     // true when the file did not exist
+
+  std::string catalog = "2021-10";
+  Cloud cloud = Cloud::kPublic;
+  std::string region = "westeurope";
+  std::vector<std::string> storage_accounts;
+  std::vector<std::string> container_registries;
+  std::string workspace_id;    // fills <workspace-id> (Kubernetes rows of 2026-03)
+  Backend backend = Backend::kNftables;
+  Mode mode = Mode::kEnforce;
+
+  std::map<std::string, bool> features;  // every key of kFeatureDefaults, filled
+
+  struct Inbound {
+    bool enforce = false;
+    std::vector<std::string> ssh_from;  // CIDRs, validated
+  } inbound;
+
+  struct ServiceTags {
+    std::string source = "/var/lib/amlfw/ServiceTags_Public.json";
+    uint64_t refresh_s = 24 * 3600;
+    double max_shrink = 0.10;     // refuse an update removing more than this share of a tag
+    std::string subscription;     // azure-api
+  } service_tags;
+
+  struct Dns {
+    std::string listen = "127.0.0.1:53";
+    std::vector<std::string> upstreams;  // "ip" or "ip:port"; empty: /etc/resolv.conf at start
+    uint64_t min_ttl_s = 60;
+    uint64_t max_ttl_s = 86400;
+    uint64_t grace_s = 15 * 60;
+    uint32_t max_addresses_per_name = 64;
+    uint32_t max_learned = 65536;
+    bool allow_private = false;   // learn special-use answers (rebinding protection off)
+    bool redirect = false;        // redirect every local DNS packet to the proxy
+  } dns;
+
+  struct Platform {
+    bool azure = true;
+  } platform;
+
+  std::vector<AllowRule> allow;
+
+  struct Ebpf {
+    std::string cgroup;
+  } ebpf;
+
+  struct Paths {
+    std::string state_dir = "/var/lib/amlfw";
+    std::string runtime_dir = "/run/amlfw";
+  } paths;
+
+  struct Metrics {
+    std::string listen;
+  } metrics;
+
+  bool feature(std::string_view name) const;
+};
+
+// Parses TOML text. `origin` names the file in messages ("/etc/amlfw/amlfw.toml").
+// Errors are Exit::kUsage, one line: "origin:line:col: what (fix)".
+Result<Config> parse_config(std::string_view toml_text, std::string_view origin);
+
+// Reads `path`; if it does not exist, returns the embedded default (is_default = true).
+Result<Config> load_config(const std::string& path);
+
+// The embedded default configuration text (config/amlfw.toml, embedded at build time).
+std::string_view embedded_default_config();
+
+// Known region names per cloud (lower-case ARM names), for validation and suggestions.
+const std::vector<std::string>& known_regions(Cloud c);
+
+// Closest candidate by edit distance (for "did you mean"), or "" if none is close.
+std::string suggest(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace amlfw
