@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,8 @@ struct Policy {
   Mode mode = Mode::kEnforce;
   Backend backend = Backend::kNftables;
   bool inbound_enforce = false;
+  bool platform_azure = true;          // 168.63.129.16 and 169.254.169.254 stay reachable
+  bool dns_redirect = false;           // redirect every local DNS packet to the proxy
   std::vector<IpAddr> dns_upstreams;   // where DNS may go (plus the proxy)
   uint16_t dns_upstream_port = 53;
   std::string dns_listen;              // the proxy
