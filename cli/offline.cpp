@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// Commands that need no privileges and no network: plan, explain (offline), catalog, version.
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "daemon/resolv_conf.h"
+#include "policy/catalog.h"
+#include "policy/render.h"
+#include "policy/render_nft.h"
+
+namespace amlfw::cli {
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "amlfw: %s\n", e.message.c_str());
+  return static_cast<int>(e.code);
+}
+
+Result<std::vector<IpAddr>> dns_upstreams(const Config& c) {
+  std::vector<IpAddr> out;
+  for (const auto& u : c.dns.upstreams) {
+    std::string host = u;
+    if (!host.empty() && host.front() == '[') host = host.substr(1, host.find(']') - 1);
+    else if (std::count(host.begin(), host.end(), ':') == 1) host = host.substr(0, host.find(':'));
+    auto a = IpAddr::parse(host);
+    if (!a) return usage_error(c.path + ": dns.upstreams: '" + u + "' is not an address");
+    out.push_back(*a);
+  }
+  if (out.empty()) {
+    auto rc = read_resolv_conf("/etc/resolv.conf");
+    if (rc.ok()) out = *rc;  // no resolv.conf: no upstream; DNS then only via the proxy
+  }
+  return out;
+}
+
+Result<Loaded> load_and_compile(const Options& o, bool need_tags_file) {
+  Loaded l;
+  auto cfg = load_config(o.config);
+  if (!cfg.ok()) return cfg.error();
+  l.config = std::move(*cfg);
+  auto cat = builtin_catalog(l.config.catalog);
+  if (!cat.ok()) return cat.error();
+
+  std::string src = o.service_tags.empty() ? l.config.service_tags.source : o.service_tags;
+  if (src.rfind("https://", 0) == 0 || src == "azure-api") {
+    if (need_tags_file)
+      return usage_error("service_tags.source '" + src +
+                         "' is fetched by the daemon; give a file with --service-tags F for this command");
+  } else {
+    auto tags = load_service_tags_file(src);
+    if (!tags.ok()) {
+      auto e = tags.error();
+      if (o.service_tags.empty() && l.config.is_default)
+        e.message += " (the embedded default configuration reads service tags from " + src +
+                     "; download ServiceTags_Public_<date>.json there, or pass --service-tags F)";
+      return e;
+    }
+    l.tags = std::move(*tags);
+  }
+  auto ups = dns_upstreams(l.config);
+  if (!ups.ok()) return ups.error();
+
+  CompileInput in;
+  in.config = &l.config;
+  in.catalog = *cat;
+  in.tags = l.tags ? &*l.tags : nullptr;
+  in.dns_upstreams = *ups;
+  auto pol = compile(in);
+  if (!pol.ok()) return pol.error();
+  l.policy = std::move(*pol);
+  l.policy.service_tags_origin = src;
+  return l;
+}
+
+int cmd_plan(const Options& o) {
+  auto l = load_and_compile(o, true);
+  if (!l.ok()) return fail(l.error());
+  const bool dflt = l->config.is_default;
+  if (o.format == "json") {
+    auto j = plan_json(l->policy);
+    if (dflt) j["config"] = "embedded default";
+    else j["config"] = l->config.path;
+    if (dflt) std::cout << "# amlfw: " << o.config << " not found: using the embedded default configuration\n";
+    std::cout << j.dump(2) << "\n";
+  } else if (o.format == "nft") {
+    if (dflt) std::cout << "# amlfw: " << o.config << " not found: using the embedded default configuration\n";
+    std::cout << render_nft(l->policy, group_rules(l->policy));
+  } else {
+    if (dflt) std::cout << "amlfw: " << o.config << " not found: using the embedded default configuration\n";
+    else std::cout << "config " << l->config.path << "\n";
+    std::cout << plan_table(l->policy);
+  }
+  return 0;
+}
+
+int cmd_explain(const Options& o) {
+  if (o.args.size() != 1)
+    return fail(usage_error("explain needs one TARGET: IP, IP:PORT, [IPv6]:PORT, HOST or HOST:PORT, optionally /udp"));
+  auto t = parse_target(o.args[0]);
+  if (!t.ok()) return fail(t.error());
+  // TODO(control socket): ask the running daemon first (live learned addresses).
+  auto l = load_and_compile(o, true);
+  if (!l.ok()) return fail(l.error());
+  auto v = explain(l->policy, *t);
+  if (o.format == "json") {
+    std::cout << verdict_json(*t, v).dump() << "\n";
+  } else {
+    std::cout << (v.allow ? "allow" : "deny") << " " << t->text;
+    if (!v.rule_id.empty()) std::cout << " (rule " << v.rule_id << ")";
+    std::cout << ": " << v.why << "\n";
+  }
+  return 0;
+}
+
+int cmd_catalog(const Options& o) {
+  std::string rev = o.revision;
+  if (rev.empty()) {
+    auto cfg = load_config(o.config);
+    rev = cfg.ok() ? cfg->catalog : "2021-10";
+  }
+  if (!o.cloud.empty() && !parse_cloud(o.cloud))
+    return fail(usage_error("--cloud '" + o.cloud + "' is not one of public, usgov, china"));
+  auto cat = builtin_catalog(rev);
+  if (!cat.ok()) return fail(cat.error());
+  if (o.format == "json") std::cout << catalog_json(**cat, o.cloud).dump(2) << "\n";
+  else std::cout << catalog_table(**cat, o.cloud);
+  return 0;
+}
+
+int cmd_version(const Options& o) {
+  struct utsname u {};
+  uname(&u);
+  if (o.format == "json") {
+    nlohmann::json j;
+    j["version"] = AMLFW_VERSION;
+    j["catalog_revisions"] = catalog_revisions();
+    j["kernel"] = std::string(u.release);
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "amlfw " << AMLFW_VERSION << "\ncatalog revisions:";
+  for (const auto& r : catalog_revisions()) std::cout << " " << r;
+  std::cout << "\nkernel " << u.release << "\n";
+  return 0;
+}
+
+}  // namespace amlfw::cli
