@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <iterator>
 
@@ -12,43 +13,106 @@ namespace {
 
 constexpr u128 kAll6 = ~u128{0};
 
-// Strict dotted quad: exactly 4 decimal octets 0..255, no leading zeros, nothing else.
-// Hand-written because the service-tags file holds ~70k of them and this path must not
-// allocate.
+inline bool is_digit(char c) { return static_cast<unsigned char>(c - '0') < 10; }
+
+// Hex digit values, -1 for anything else: a table keeps the hot loop free of branches.
+constexpr std::array<int8_t, 256> kHex = [] {
+  std::array<int8_t, 256> t{};
+  for (size_t c = 0; c < 256; ++c) t[c] = -1;
+  for (size_t c = 0; c < 10; ++c) t['0' + c] = static_cast<int8_t>(c);
+  for (size_t c = 0; c < 6; ++c) {
+    t['a' + c] = static_cast<int8_t>(10 + c);
+    t['A' + c] = static_cast<int8_t>(10 + c);
+  }
+  return t;
+}();
+
+inline int hex_value(char c) { return kHex[static_cast<unsigned char>(c)]; }
+
+// Strict dotted quad: exactly 4 decimal octets 0..255, no leading zeros ("01" is octal to
+// some tools), nothing else. Hand-written (with parse_v6) because the service-tags file
+// holds ~93k prefixes and this path must neither allocate nor call into libc.
 bool parse_v4(std::string_view s, uint32_t* out) {
+  const char* p = s.data();
+  const char* const end = p + s.size();
   uint32_t value = 0;
-  size_t i = 0;
   for (int octet = 0; octet < 4; ++octet) {
     if (octet > 0) {
-      if (i >= s.size() || s[i] != '.') return false;
-      ++i;
+      if (p == end || *p != '.') return false;
+      ++p;
     }
-    size_t start = i;
-    uint32_t n = 0;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - start < 3) {
-      n = n * 10 + static_cast<uint32_t>(s[i] - '0');
-      ++i;
+    if (p == end || !is_digit(*p)) return false;
+    unsigned n = static_cast<unsigned>(*p++ - '0');
+    if (p != end && is_digit(*p)) {
+      if (n == 0) return false;  // leading zero
+      n = n * 10 + static_cast<unsigned>(*p++ - '0');
+      if (p != end && is_digit(*p)) {
+        n = n * 10 + static_cast<unsigned>(*p++ - '0');
+        if (n > 255) return false;
+      }
     }
-    size_t digits = i - start;
-    if (digits == 0 || n > 255) return false;
-    if (digits > 1 && s[start] == '0') return false;  // "01": ambiguous (octal in some tools)
     value = (value << 8) | n;
   }
-  if (i != s.size()) return false;
+  if (p != end) return false;
   *out = value;
   return true;
 }
 
+// RFC 4291 section 2.2 text: 8 groups of 1-4 hex digits, one "::" standing for one or more
+// zero groups, an optional dotted quad in the last 32 bits. Accepts exactly what glibc's
+// inet_pton(AF_INET6) accepts (a unit test compares them); no brackets, no zone.
 bool parse_v6(std::string_view s, u128* out) {
-  // Longest textual IPv6 form: 8 groups of 4 + 7 colons, or with an embedded dotted quad 45.
-  if (s.empty() || s.size() > 45) return false;
-  char buf[46];
-  std::memcpy(buf, s.data(), s.size());
-  buf[s.size()] = '\0';
-  uint8_t bytes[16];
-  if (inet_pton(AF_INET6, buf, bytes) != 1) return false;
+  if (s.size() < 2 || s.size() > 45) return false;
+  uint16_t groups[8];
+  int n = 0;
+  int gap = -1;  // index in groups where "::" stands
+  size_t i = 0;
+  if (s[0] == ':') {
+    if (s[1] != ':') return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < s.size()) {
+    if (n == 8) return false;
+    const size_t start = i;
+    unsigned v = 0;
+    int h;
+    while (i < s.size() && i - start < 4 && (h = hex_value(s[i])) >= 0) {
+      v = (v << 4) | static_cast<unsigned>(h);
+      ++i;
+    }
+    if (i < s.size() && s[i] == '.') {
+      // Embedded IPv4 address: the rest of the text, in the last two groups.
+      uint32_t v4 = 0;
+      if (n > 6 || !parse_v4(s.substr(start), &v4)) return false;
+      groups[n++] = static_cast<uint16_t>(v4 >> 16);
+      groups[n++] = static_cast<uint16_t>(v4 & 0xffff);
+      i = s.size();
+      break;
+    }
+    if (i == start) return false;  // empty group
+    groups[n++] = static_cast<uint16_t>(v);
+    if (i == s.size()) break;
+    if (s[i] != ':') return false;
+    ++i;
+    if (i < s.size() && s[i] == ':') {
+      if (gap >= 0) return false;  // a second "::"
+      gap = n;
+      ++i;
+    } else if (i == s.size()) {
+      return false;  // a trailing single ':'
+    }
+  }
+  if (gap < 0 ? n != 8 : n > 7) return false;
   u128 v = 0;
-  for (uint8_t b : bytes) v = (v << 8) | b;
+  if (gap < 0) {
+    for (int k = 0; k < 8; ++k) v = (v << 16) | groups[k];
+  } else {
+    const int zeros = 8 - n;
+    for (int k = 0; k < gap; ++k) v = (v << 16) | groups[k];
+    v <<= 16 * zeros;
+    for (int k = gap; k < n; ++k) v = (v << 16) | groups[k];
+  }
   *out = v;
   return true;
 }
@@ -81,7 +145,7 @@ std::string quoted(std::string_view s) {
 
 template <class R, class T>
 void merge_sorted(std::vector<R>* v, T max) {
-  std::sort(v->begin(), v->end());
+  if (!std::is_sorted(v->begin(), v->end())) std::sort(v->begin(), v->end());
   size_t w = 0;
   for (size_t r = 0; r < v->size(); ++r) {
     const R cur = (*v)[r];

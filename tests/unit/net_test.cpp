@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "policy/net.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include <random>
 #include <set>
@@ -80,6 +83,43 @@ TEST(IpAddr, RejectsBadIpv6) {
   std::string longest(60, '1');
   longest[4] = ':';
   EXPECT_FALSE(IpAddr::parse(longest).has_value());
+}
+
+// The hand-written parsers accept exactly what inet_pton accepts (IPv4 without the
+// leading-zero forms, which glibc rejects too) and give the same bytes.
+TEST(IpAddr, AgreesWithInetPton) {
+  std::mt19937_64 rng(7);
+  const std::string alphabet = "0123456789abcdefABCDEF:.:.:::x/ ";
+  const std::vector<std::string> seeds = {
+      "2001:db8::1", "::", "::1", "1::", "1:2:3:4:5:6:7:8", "::ffff:1.2.3.4", "1:2:3:4:5:6:1.2.3.4",
+      "::1:2:3:4:5:6:7", "1:2:3:4:5:6:7::", "fe80::1:2", "2603:1050:403:400::1f8", "192.0.2.1",
+      "0.0.0.0", "255.255.255.255", "1.2.3.4", "ffff::ffff", "0:0:0:0:0:0:0:0"};
+  int accepted = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string t = seeds[rng() % seeds.size()];
+    const int edits = static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = t.empty() ? 0 : rng() % (t.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: t.insert(t.begin() + static_cast<long>(pos), c); break;
+        case 1: if (pos < t.size()) t.erase(pos, 1); break;
+        default: if (pos < t.size()) t[pos] = c; break;
+      }
+    }
+    uint8_t b4[4], b6[16];
+    const bool v4 = inet_pton(AF_INET, t.c_str(), b4) == 1;
+    const bool v6 = inet_pton(AF_INET6, t.c_str(), b6) == 1;
+    auto a = IpAddr::parse(t);
+    ASSERT_EQ(a.has_value(), v4 || v6) << "'" << t << "'";
+    if (!a) continue;
+    ++accepted;
+    ASSERT_EQ(a->v6, v6) << t;
+    uint8_t got[16];
+    a->to_bytes(got);
+    ASSERT_EQ(0, std::memcmp(got, v6 ? b6 : b4, v6 ? 16 : 4)) << t;
+  }
+  EXPECT_GT(accepted, 10000);
 }
 
 TEST(IpAddr, BytesRoundTrip) {
