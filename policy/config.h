@@ -20,9 +20,25 @@ std::optional<Cloud> parse_cloud(std::string_view s);
 
 enum class Backend : uint8_t { kNftables, kEbpf };
 std::string_view to_string(Backend b);
+std::optional<Backend> parse_backend(std::string_view s);
 
 enum class Mode : uint8_t { kEnforce, kAudit };
 std::string_view to_string(Mode m);
+std::optional<Mode> parse_mode(std::string_view s);
+
+// A duration of the configuration: one or more <number><unit> groups, unit s, m, h or d
+// ("60s", "15m", "24h", "1d", "1h30m"), in whole seconds. Errors are "what (fix)".
+Result<uint64_t> parse_duration(std::string_view s);
+
+// An address and port: "192.0.2.1:53" or "[2001:db8::1]:53". When default_port is not 0,
+// a bare "192.0.2.1" or "2001:db8::1" is accepted too and gets that port. Port 0 is refused.
+struct SocketAddress {
+  IpAddr addr;
+  uint16_t port = 0;
+  std::string str() const;  // "192.0.2.1:53", "[2001:db8::1]:53"
+  friend bool operator==(const SocketAddress&, const SocketAddress&) = default;
+};
+Result<SocketAddress> parse_socket_address(std::string_view s, uint16_t default_port = 0);
 
 // The features of SPEC.md [features]; the catalog's conditions name them.
 // Kept as a name -> bool map so that the catalog can refer to any of them by name.
