@@ -137,7 +137,7 @@ def removed_prefix():
     return str(list(BLOCK["aml_x"][0].subnets(new_prefix=30))[-1])
 
 
-def build(variant):
+def build(variant, change_number=None):
     values = []
     for name, region, service, blocks, features in TAGS:
         blocks = list(blocks)
@@ -179,7 +179,7 @@ def build(variant):
         })
     # Microsoft's order: global tags, then regional ones (not alphabetical).
     values.sort(key=lambda v: (v["properties"]["region"] != "", TAGS_ORDER[v["name"]]))
-    top = {"base": 375, "update": 376, "shrink": 377, "nomltag": 378}[variant]
+    top = change_number or {"base": 375, "update": 376, "shrink": 377, "nomltag": 378}[variant]
     return {"changeNumber": top, "cloud": "Public", "values": values}
 
 
@@ -201,17 +201,73 @@ def emit_env():
     return "\n".join(lines) + "\n"
 
 
+def tag_blocks(variant="base"):
+    out = {}
+    for name, _, _, blocks, _ in TAGS:
+        out[name.lower()] = list(blocks) + (["new"] if variant == "update" and name == "AzureMachineLearning" else [])
+    return out
+
+
+def _port_in(port, specs):
+    for p in specs:
+        if p == "*":
+            return True
+        lo, _, hi = p.partition("-")
+        if int(lo) <= port <= int(hi or lo):
+            return True
+    return False
+
+
+def expectations(plan, tcp_ports, udp_ports, variant="base"):
+    """What a policy (plan --format json) allows for every block's sample addresses and
+    the given listener ports: lines 'DIRECTION ADDR PORT PROTO allow|deny LABEL'. Egress
+    lines name the destination, ingress lines the source."""
+    blocks_of = tag_blocks(variant)
+    lines = []
+    samples = [(b, *sample(b)) for b, _, _ in BLOCKS if b != "ssh" and (b != "new" or variant == "update")]
+    samples.append(("unlisted", UNLISTED_V4, UNLISTED_V6))
+    for direction in ("egress", "ingress"):
+        rules = [r for r in plan["rules"] if r["direction"] == direction and r.get("enforced", True) is not False]
+        for block, v4, v6 in samples:
+            for addr in (v4, v6):
+                ip = ipaddress.ip_address(addr)
+                for proto, ports in (("tcp", tcp_ports), ("udp", udp_ports)):
+                    for port in ports:
+                        who = []
+                        for r in rules:
+                            if r["proto"] not in (proto, "any") or not _port_in(port, r["ports"]):
+                                continue
+                            if "service_tag" in r and block in blocks_of.get(r["service_tag"].lower(), []):
+                                who.append(r["id"])
+                            elif "cidr" in r and ip in ipaddress.ip_network(r["cidr"], strict=False):
+                                who.append(r["id"])
+                        verdict = "allow" if who else "deny"
+                        lines.append(f"{direction} {addr} {port} {proto} {verdict} {block}:{','.join(who) or '-'}")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="file to write (default: stdout)")
     ap.add_argument("--variant", default="base", choices=["base", "update", "shrink", "nomltag"])
+    ap.add_argument("--change-number", type=int, help="top-level changeNumber (default: 375 + variant)")
     ap.add_argument("--crlf", action="store_true", help="CRLF line endings (Microsoft did publish some)")
     ap.add_argument("--emit-env", action="store_true", help="print the address plan as shell variables")
+    ap.add_argument("--expect", metavar="PLAN_JSON",
+                    help="print what the plan allows for every block sample and --tcp/--udp port")
+    ap.add_argument("--tcp", default="80,443,8080")
+    ap.add_argument("--udp", default="5831")
     args = ap.parse_args()
+    if args.expect:
+        with open(args.expect) as f:
+            plan = json.load(f)
+        ports = lambda s: [int(p) for p in s.split(",") if p]
+        sys.stdout.write("\n".join(expectations(plan, ports(args.tcp), ports(args.udp), args.variant)) + "\n")
+        return 0
     if args.emit_env:
         sys.stdout.write(emit_env())
         return 0
-    text = json.dumps(build(args.variant), indent=2)
+    text = json.dumps(build(args.variant, args.change_number), indent=2)
     if args.crlf:
         text = text.replace("\n", "\r\n")
     if args.out:

@@ -253,7 +253,8 @@ dnsmasq_args() {
 
 # Writes the generated service tags (variant base|update|shrink|nomltag) to $E2E_TAGS
 # atomically, so a daemon reading it never sees half a file.
-write_tags() { "$E2E_PY" "$E2E_GEN_TAGS" --variant "${1:-base}" --out "$E2E_TAGS"; }
+# A second argument sets the top-level changeNumber.
+write_tags() { "$E2E_PY" "$E2E_GEN_TAGS" --variant "${1:-base}" ${2:+--change-number "$2"} --out "$E2E_TAGS"; }
 
 # write_config FILE: amlfw's TOML. Knobs (environment, all optional):
 #   CFG_TOP       extra top-level lines ("mode = \"audit\"")
@@ -395,6 +396,49 @@ daemon_stop() {  # SIGTERM, then SIGKILL after 5 s
   E2E_DAEMON_PID=""
 }
 
+# watch_start NAME ADDR PORT: probe ADDR:PORT every 50 ms in the background until
+# watch_stop NAME; the results are in $E2E_TMP/watch.NAME ("RESULT MS DETAIL" lines).
+watch_start() {
+  rm -f "$E2E_TMP/watch.$1" "$E2E_TMP/watch.$1.stop"
+  bg hx "$E2E_PY" "$E2E_NETSIM" watch "$2" "$3" --stop "$E2E_TMP/watch.$1.stop" \
+    --out "$E2E_TMP/watch.$1" --interval 0.05
+  eval "E2E_WATCH_PID_$1=$E2E_LAST_PID"
+}
+watch_stop() {
+  local pid_var="E2E_WATCH_PID_$1"
+  touch "$E2E_TMP/watch.$1.stop"
+  wait "${!pid_var}" 2>/dev/null
+}
+# watch_summary NAME: "N probes: <result> x<count> ..."
+watch_summary() {
+  printf '%s probes:' "$(wc -l <"$E2E_TMP/watch.$1")"
+  awk '{print $1}' "$E2E_TMP/watch.$1" | sort | uniq -c | awk '{printf " %s x%s", $2, $1}'
+  echo
+}
+
+# hold_start NAME ADDR PORT: a long-lived TCP connection echoing a line every 100 ms
+# until hold_stop NAME, which prints "OK <n>" or "FAIL <reason>".
+hold_start() {
+  rm -f "$E2E_TMP/hold.$1" "$E2E_TMP/hold.$1.stop" "$E2E_TMP/hold.$1.started"
+  bg hx "$E2E_PY" "$E2E_NETSIM" hold "$2" "$3" --stop "$E2E_TMP/hold.$1.stop" --out "$E2E_TMP/hold.$1"
+  eval "E2E_HOLD_PID_$1=$E2E_LAST_PID"
+  wait_for_file "$E2E_TMP/hold.$1.started" 3 || wait_for_file "$E2E_TMP/hold.$1" 1
+}
+hold_stop() {
+  local pid_var="E2E_HOLD_PID_$1"
+  touch "$E2E_TMP/hold.$1.stop"
+  wait "${!pid_var}" 2>/dev/null
+  cat "$E2E_TMP/hold.$1" 2>/dev/null || echo "FAIL no result"
+}
+
+# wait_until TIMEOUT_S CMD...: retry CMD every 100 ms until it succeeds.
+wait_until() {
+  local n=$(( $1 * 10 )) i
+  shift
+  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+
 # status_get EXPR: evaluate a Python expression on `amlfw status --json` (d).
 status_get() { af status --json 2>/dev/null | netsim jget "$1" 2>/dev/null; }
 
@@ -410,13 +454,9 @@ _probe_desc() {  # ADDR PORT PROTO
   case "$1" in *:*) echo "[$1]:$2/$3" ;; *) echo "$1:$2/$3" ;; esac
 }
 
-# expect_connect ADDR PORT [tcp|udp] [what]: must connect (and get the listener's
-# greeting naming ADDR:PORT, or the UDP echo) within 2 s.
-expect_connect() {
-  local addr=$1 port=$2 proto=${3:-tcp} what=${4:-} out res ms detail d
-  d="$(_probe_desc "$addr" "$port" "$proto")${what:+ ($what)}"
-  out=$(hx "$E2E_PY" "$E2E_NETSIM" probe "$addr" "$port" $(_pflag "$proto") --timeout 2 2>&1)
-  read -r res ms detail <<<"$out"
+# Verdicts on one probe result ("RESULT MS DETAIL").
+_judge_connect() {  # DESC ADDR PORT PROTO RESULT MS DETAIL
+  local d=$1 addr=$2 port=$3 proto=$4 res=$5 ms=$6 detail=${7:-}
   if [ "$res" = ok ]; then
     if [ "$proto" = tcp ] && [[ "$detail" != *"dst=$addr:$port"* && "$detail" != *"dst=[$addr]:$port"* ]]; then
       bad "connect $d: answered by the wrong endpoint: $detail"
@@ -424,26 +464,77 @@ expect_connect() {
       ok "connect $d (${ms} ms)"
     fi
   else
-    bad "connect $d: $out"
+    bad "connect $d: $res after ${ms} ms $detail"
   fi
 }
-
-# expect_blocked ADDR PORT [tcp|udp] [what]: must FAIL FAST (reset, EPERM or ICMP error
-# within 1 s). A timeout is a failure: SPEC guarantee 1.
-expect_blocked() {
-  local addr=$1 port=$2 proto=${3:-tcp} what=${4:-} out res ms detail d
-  d="$(_probe_desc "$addr" "$port" "$proto")${what:+ ($what)}"
-  out=$(hx "$E2E_PY" "$E2E_NETSIM" probe "$addr" "$port" $(_pflag "$proto") --timeout 2 2>&1)
-  read -r res ms detail <<<"$out"
+_judge_blocked() {  # DESC RESULT MS DETAIL
+  local d=$1 res=$2 ms=$3 detail=${4:-}
   case "$res" in
     refused|unreach|eperm)
       if [ "$ms" -le 1000 ]; then ok "blocked $d: $res $detail (${ms} ms)"
       else bad "blocked $d but slowly: $res after ${ms} ms (must fail within 1 s)"; fi ;;
     ok) bad "blocked $d: it CONNECTED ($detail)" ;;
     timeout) bad "blocked $d: timed out after ${ms} ms (must fail fast: reset/EPERM/ICMP)" ;;
-    *) bad "blocked $d: unexpected probe result: $out" ;;
+    *) bad "blocked $d: unexpected probe result: $res $ms $detail" ;;
   esac
 }
+
+# expect_connect ADDR PORT [tcp|udp] [what]: must connect (and get the listener's
+# greeting naming ADDR:PORT, or the UDP echo) within 2 s.
+expect_connect() {
+  local addr=$1 port=$2 proto=${3:-tcp} what=${4:-} res ms detail
+  read -r res ms detail < <(hx "$E2E_PY" "$E2E_NETSIM" probe "$addr" "$port" $(_pflag "$proto") --timeout 2 2>&1)
+  _judge_connect "$(_probe_desc "$addr" "$port" "$proto")${what:+ ($what)}" "$addr" "$port" "$proto" "$res" "$ms" "$detail"
+}
+
+# expect_blocked ADDR PORT [tcp|udp] [what]: must FAIL FAST (reset, EPERM or ICMP error
+# within 1 s). A timeout is a failure: SPEC guarantee 1.
+expect_blocked() {
+  local addr=$1 port=$2 proto=${3:-tcp} what=${4:-} res ms detail
+  read -r res ms detail < <(hx "$E2E_PY" "$E2E_NETSIM" probe "$addr" "$port" $(_pflag "$proto") --timeout 2 2>&1)
+  _judge_blocked "$(_probe_desc "$addr" "$port" "$proto")${what:+ ($what)}" "$res" "$ms" "$detail"
+}
+
+# check_matrix PLAN_JSON [VARIANT] [egress|ingress|both]: every block's sample addresses
+# (IPv4 and IPv6) on the listener ports must be reachable exactly when the plan allows
+# them (gen_service_tags.py --expect computes that from the plan and the address plan).
+E2E_MATRIX_TCP="80,443,8080,8787"
+check_matrix() {
+  local plan=$1 variant=${2:-base} which=${3:-egress} dir addr port proto verdict label
+  local res ms detail exp
+  if [ "$which" != ingress ]; then
+    exp=$("$E2E_PY" "$E2E_GEN_TAGS" --expect "$plan" --variant "$variant" \
+      --tcp "$E2E_MATRIX_TCP" --udp "$E2E_INET_UDP_PORTS" | grep '^egress ')
+    while read -r dir addr port proto verdict label res ms detail; do
+      if [ "$verdict" = allow ]; then
+        _judge_connect "$(_probe_desc "$addr" "$port" "$proto") ($label)" "$addr" "$port" "$proto" "$res" "$ms" "$detail"
+      else
+        _judge_blocked "$(_probe_desc "$addr" "$port" "$proto") ($label)" "$res" "$ms" "$detail"
+      fi
+    done < <(paste -d' ' <(echo "$exp") <(echo "$exp" | awk '{print $2, $3, $4}' |
+      hx "$E2E_PY" "$E2E_NETSIM" probes --timeout 2 | awk '{print $4, $5, $6}'))
+  fi
+  if [ "$which" != egress ]; then
+    exp=$("$E2E_PY" "$E2E_GEN_TAGS" --expect "$plan" --variant "$variant" \
+      --tcp "$E2E_HOST_TCP_PORTS" --udp "$E2E_HOST_UDP_PORTS" | grep '^ingress ')
+    while read -r dir addr port proto verdict label res ms detail; do
+      local dst=$E2E_HOST_V4
+      [[ "$addr" == *:* ]] && dst=$E2E_HOST_V6
+      if [ "$verdict" = allow ]; then
+        if [ "$res" = ok ]; then ok "inbound from $addr to $(_probe_desc "$dst" "$port" "$proto") ($label) (${ms} ms)"
+        else bad "inbound from $addr to $(_probe_desc "$dst" "$port" "$proto") ($label): $res $ms $detail"; fi
+      else
+        if [ "$res" = ok ]; then bad "inbound blocked from $addr to $(_probe_desc "$dst" "$port" "$proto") ($label): it CONNECTED"
+        else ok "inbound blocked from $addr to $(_probe_desc "$dst" "$port" "$proto") ($label): $res (${ms} ms)"; fi
+      fi
+    done < <(paste -d' ' <(echo "$exp") <(echo "$exp" | awk -v h4="$E2E_HOST_V4" -v h6="$E2E_HOST_V6" \
+      '{print ($2 ~ /:/ ? h6 : h4), $3, $4, $2}' |
+      ix "$E2E_PY" "$E2E_NETSIM" probes --timeout 1.5 | awk '{print $4, $5, $6}'))
+  fi
+}
+
+# plan_json FILE: `amlfw plan --format json` with the generated config (host namespace).
+plan_json() { af plan --format json >"$1" 2>"$1.err"; }
 
 # Inbound: from SRC (an address of inet) to the host namespace.
 # expect_connect_in SRC DST PORT [tcp|udp] [what]

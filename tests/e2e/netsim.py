@@ -156,35 +156,54 @@ def _family(addr):
 
 
 def probe(args):
-    addr = args.addr.strip("[]")
+    print(probe_one(args.addr, args.port, args.udp, args.src, args.timeout))
+
+
+def probes(args):
+    """Many probes at once: stdin lines 'ADDR PORT tcp|udp [SRC]'; prints
+    'ADDR PORT PROTO RESULT MS DETAIL' in input order."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = [l.split() for l in sys.stdin if l.strip()]
+
+    def run(j):
+        src = j[3] if len(j) > 3 and j[3] != "-" else None
+        return f"{j[0]} {j[1]} {j[2]} " + probe_one(j[0], int(j[1]), j[2] == "udp", src, args.timeout)
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as ex:
+        for line in ex.map(run, jobs):
+            print(line)
+
+
+def probe_one(addr, port, udp, src, timeout):
+    addr = addr.strip("[]")
     start = time.monotonic()
-    s = socket.socket(_family(addr), socket.SOCK_DGRAM if args.udp else socket.SOCK_STREAM)
-    s.settimeout(args.timeout)
+    s = socket.socket(_family(addr), socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    res = []
 
     def out(result, detail=""):
         ms = int((time.monotonic() - start) * 1000)
-        print(f"{result} {ms} {detail}".rstrip())
-        sys.stdout.flush()
+        res.append(f"{result} {ms} {detail}".rstrip())
 
     try:
-        if args.src:
+        if src:
             s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND: a source in an AnyIP range
-            s.bind((args.src, 0))
-        s.connect((addr, args.port))
-        if args.udp:
+            s.bind((src, 0))
+        s.connect((addr, port))
+        if udp:
             token = f"ping-{random.randrange(1 << 30)}".encode()
             s.send(token)
             data = s.recv(2048)
             if token not in data:
                 out("error", "udp answer without our token")
-                return
+                return res[0]
             out("ok", data.decode(errors="replace").strip().replace(" ", "_"))
         else:
             f = s.makefile("rb")
             line = f.readline(512)
             if not line:
                 out("refused", "closed-before-greeting")
-                return
+                return res[0]
             out("ok", line.decode(errors="replace").strip().replace(" ", "_"))
     except socket.timeout:
         out("timeout")
@@ -192,6 +211,16 @@ def probe(args):
         out(_ERRS.get(e.errno, "error"), errno.errorcode.get(e.errno, str(e.errno)))
     finally:
         s.close()
+    return res[0]
+
+
+def watch(args):
+    """Probe ADDR:PORT every interval until the stop file exists; one line per probe."""
+    with open(args.out, "w") as f:
+        while not os.path.exists(args.stop):
+            f.write(probe_one(args.addr, args.port, args.udp, None, args.timeout) + "\n")
+            f.flush()
+            time.sleep(args.interval)
 
 
 # ----------------------------------------------------------------------------------- hold
@@ -376,6 +405,17 @@ def main():
     p.add_argument("--udp", action="store_true")
     p.add_argument("--src")
     p.add_argument("--timeout", type=float, default=2.0)
+    p = sub.add_parser("probes")
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.add_argument("--parallel", type=int, default=32)
+    p = sub.add_parser("watch")
+    p.add_argument("addr")
+    p.add_argument("port", type=int)
+    p.add_argument("--udp", action="store_true")
+    p.add_argument("--stop", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--interval", type=float, default=0.05)
+    p.add_argument("--timeout", type=float, default=2.0)
     p = sub.add_parser("hold")
     p.add_argument("addr")
     p.add_argument("port", type=int)
@@ -398,7 +438,7 @@ def main():
     if args.cmd == "serve":
         asyncio.run(_serve(args))
         return 0
-    return {"probe": probe, "hold": hold, "dnsq": dnsq, "notify": notify, "jget": jget}[
+    return {"probe": probe, "probes": probes, "watch": watch, "hold": hold, "dnsq": dnsq, "notify": notify, "jget": jget}[
         args.cmd](args) or 0
 
 
