@@ -153,8 +153,10 @@ e2e_cleanup() {
     fi
     if [ "${E2E_KEEP:-0}" = 1 ]; then echo "kept $E2E_TMP"; else rm -rf "$E2E_TMP"; fi
   fi
-  echo
-  echo "$E2E_PASSED passed, $E2E_FAILED failed"
+  if [ "${E2E_NO_SUMMARY:-0}" != 1 ]; then
+    echo
+    echo "$E2E_PASSED passed, $E2E_FAILED failed"
+  fi
   if [ "$E2E_FAILED" -gt 0 ]; then exit 1; fi
   if [ "$E2E_FINISHED" != 1 ]; then exit "${rc:-1}"; fi
   exit 0
@@ -225,6 +227,7 @@ example.org                   192.0.2.200 2001:db8:c2::200
 evilpytorch.org               192.0.2.201 2001:db8:c2::201
 www.example.com               192.0.2.202 2001:db8:c2::202
 pypi.org.evil.e2e.test        192.0.2.203 2001:db8:c2::203
+rebind.anaconda.org           10.0.0.5    fd00::5
 EOF
 )
 # A name with more addresses than amlfw lets one name add (the default bound is 64).
