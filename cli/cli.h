@@ -34,7 +34,6 @@ struct Loaded {
 // Loads config (or the embedded default), the service tags (file source only: URLs and
 // azure-api are the daemon's), DNS upstreams (config, else /etc/resolv.conf) and compiles.
 Result<Loaded> load_and_compile(const Options& o, bool need_tags_file);
-Result<std::vector<IpAddr>> dns_upstreams(const Config& c);
 
 int fail(const Error& e);  // prints "amlfw: <message>" and returns the exit code
 

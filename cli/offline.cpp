@@ -8,7 +8,8 @@
 #include <iostream>
 
 #include "cli/cli.h"
-#include "daemon/resolv_conf.h"
+#include "daemon/inputs.h"
+#include "daemon/tag_source.h"
 #include "policy/catalog.h"
 #include "policy/render.h"
 #include "policy/render_nft.h"
@@ -20,59 +21,34 @@ int fail(const Error& e) {
   return static_cast<int>(e.code);
 }
 
-Result<std::vector<IpAddr>> dns_upstreams(const Config& c) {
-  std::vector<IpAddr> out;
-  for (const auto& u : c.dns.upstreams) {
-    std::string host = u;
-    if (!host.empty() && host.front() == '[') host = host.substr(1, host.find(']') - 1);
-    else if (std::count(host.begin(), host.end(), ':') == 1) host = host.substr(0, host.find(':'));
-    auto a = IpAddr::parse(host);
-    if (!a) return usage_error(c.path + ": dns.upstreams: '" + u + "' is not an address");
-    out.push_back(*a);
-  }
-  if (out.empty()) {
-    auto rc = read_resolv_conf("/etc/resolv.conf");
-    if (rc.ok()) out = *rc;  // no resolv.conf: no upstream; DNS then only via the proxy
-  }
-  return out;
-}
-
 Result<Loaded> load_and_compile(const Options& o, bool need_tags_file) {
   Loaded l;
   auto cfg = load_config(o.config);
   if (!cfg.ok()) return cfg.error();
   l.config = std::move(*cfg);
-  auto cat = builtin_catalog(l.config.catalog);
-  if (!cat.ok()) return cat.error();
-
-  std::string src = o.service_tags.empty() ? l.config.service_tags.source : o.service_tags;
-  if (src.rfind("https://", 0) == 0 || src == "azure-api") {
+  const std::string src = o.service_tags.empty() ? l.config.service_tags.source : o.service_tags;
+  if (is_remote_tag_source(src)) {
     if (need_tags_file)
       return usage_error("service_tags.source '" + src +
                          "' is fetched by the daemon; give a file with --service-tags F for this command");
   } else {
-    auto tags = load_service_tags_file(src);
-    if (!tags.ok()) {
-      auto e = tags.error();
+    auto body = read_file(src, TagSource::kMaxBody);
+    if (!body.ok()) {
+      auto e = std::move(body).error().context("service tags");
       if (o.service_tags.empty() && l.config.is_default)
         e.message += " (the embedded default configuration reads service tags from " + src +
-                     "; download ServiceTags_Public_<date>.json there, or pass --service-tags F)";
+                     ": download ServiceTags_Public_<date>.json there, or pass --service-tags F)";
       return e;
     }
+    auto tags = parse_tags_for(l.config, *body, src);
+    if (!tags.ok()) return tags.error();
     l.tags = std::move(*tags);
   }
   auto ups = dns_upstreams(l.config);
   if (!ups.ok()) return ups.error();
-
-  CompileInput in;
-  in.config = &l.config;
-  in.catalog = *cat;
-  in.tags = l.tags ? &*l.tags : nullptr;
-  in.dns_upstreams = *ups;
-  auto pol = compile(in);
+  auto pol = compile_policy(l.config, l.tags ? &*l.tags : nullptr, *ups, src);
   if (!pol.ok()) return pol.error();
   l.policy = std::move(*pol);
-  l.policy.service_tags_origin = src;
   return l;
 }
 

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: MIT
+// The daemon: one epoll loop that keeps the compiled policy current in the kernel.
+// `apply` uses the same object for one pass without the loop.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/enforcer.h"
+#include "daemon/event_loop.h"
+#include "daemon/inputs.h"
+#include "daemon/learn.h"
+#include "daemon/resolver.h"
+#include "daemon/sd_notify.h"
+#include "daemon/tag_source.h"
+#include "policy/config.h"
+#include "policy/policy.h"
+
+namespace amlfw {
+
+struct DaemonOptions {
+  std::string config_path = "/etc/amlfw/amlfw.toml";
+  bool force = false;  // accept a shrinking service-tags update at start
+};
+
+class Daemon {
+ public:
+  static Result<std::unique_ptr<Daemon>> create(const DaemonOptions& opts, std::unique_ptr<Enforcer> enforcer);
+  ~Daemon();
+
+  // `amlfw apply`: load, program the policy, resolve the exact names once, learn them.
+  Status apply_once();
+  // `amlfw run`: apply, then keep everything current until SIGTERM/SIGINT.
+  Status run();
+
+  const Policy& policy() const { return policy_; }
+  uint64_t generation() const { return generation_; }
+
+ private:
+  Daemon(DaemonOptions opts, std::unique_ptr<Enforcer> enforcer) : opts_(std::move(opts)), enforcer_(std::move(enforcer)) {}
+
+  Status load_initial();
+  Status program(const Policy& p, const char* why);
+  Result<ServiceTags> fetch_and_parse(TagSource& src, bool* not_modified);
+  void sync_names();                // (re)creates the schedule of exact names from policy_
+  void resolve_name(const std::string& name);
+  void on_resolved(const std::string& name, Result<Resolution> r);
+  void learn(const std::string& name, const std::vector<std::pair<IpAddr, uint32_t>>& answers);
+  void reload();                    // SIGHUP
+  void refresh_tags(bool force);    // timer, SIGUSR1 (forced)
+  void on_tags_fetched(Result<TagFetch> f, bool force);
+  void accept_tags(ServiceTags tags, bool force);
+  void schedule_refresh();
+  void notify_status();
+
+  DaemonOptions opts_;
+  std::unique_ptr<Enforcer> enforcer_;
+  Config config_;
+  DnsUpstreams upstreams_;
+  std::optional<ServiceTags> tags_;
+  std::unique_ptr<TagSource> tag_source_;
+  Policy policy_;
+  uint64_t generation_ = 0;
+
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Resolver> resolver_;
+  SdNotifier notifier_;
+  EventLoop::TimerId refresh_timer_ = 0;
+  EventLoop::TimerId watchdog_timer_ = 0;
+
+  struct NameState {
+    std::vector<std::pair<IpAddr, uint32_t>> last;  // last good answer
+    EventLoop::TimerId timer = 0;
+    bool in_flight = false;
+    unsigned failures = 0;
+  };
+  std::map<std::string, NameState> names_;
+
+  // A blocking fetch (https) runs on a worker thread; the result comes back through an eventfd.
+  std::thread fetch_thread_;
+  int fetch_event_fd_ = -1;
+  std::optional<Result<TagFetch>> fetch_result_;
+  bool fetch_force_ = false;
+  bool fetch_running_ = false;
+};
+
+}  // namespace amlfw
