@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: MIT
+#include "policy/render_nft.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+namespace amlfw {
+namespace {
+
+constexpr uint8_t kIcmpEchoRequest = 8;
+constexpr uint8_t kIcmp6EchoRequest = 128;
+// Router solicitation, router advertisement, neighbour solicitation, neighbour advertisement.
+const std::vector<uint8_t> kNeighbourDiscovery = {133, 134, 135, 136};
+
+constexpr uint32_t kWireServer = 0xA83F8110;  // 168.63.129.16
+constexpr uint32_t kImds = 0xA9FEA9FE;        // 169.254.169.254
+
+std::string_view icmp_type_name(bool v6, uint8_t t) {
+  if (!v6) return t == kIcmpEchoRequest ? "echo-request" : "";
+  switch (t) {
+    case 128: return "echo-request";
+    case 133: return "nd-router-solicit";
+    case 134: return "nd-router-advert";
+    case 135: return "nd-neighbor-solicit";
+    case 136: return "nd-neighbor-advert";
+    default: return "";
+  }
+}
+
+std::string_view l4_name(uint8_t p) {
+  switch (p) {
+    case kIpprotoTcp: return "tcp";
+    case kIpprotoUdp: return "udp";
+    case kIpprotoIcmp: return "icmp";
+    case kIpprotoIcmpv6: return "ipv6-icmp";
+    default: return "";
+  }
+}
+
+// Comments keep to a safe alphabet: they are quoted in nft syntax and shown by `nft list`.
+std::string sanitize(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ',' || c == ':' || c == '+' || c == ' ';
+    out += ok ? c : '_';
+  }
+  return out;
+}
+
+NftMatch m(NftMatch::Kind k) {
+  NftMatch x;
+  x.kind = k;
+  return x;
+}
+NftMatch nfproto(bool v6) {
+  NftMatch x = m(NftMatch::Kind::kNfproto);
+  x.value = v6 ? kNfprotoIpv6 : kNfprotoIpv4;
+  x.v6 = v6;
+  return x;
+}
+NftMatch l4proto(uint8_t p) {
+  NftMatch x = m(NftMatch::Kind::kL4proto);
+  x.value = p;
+  return x;
+}
+NftMatch addr_in_set(bool v6, bool src, std::string set) {
+  NftMatch x = m(NftMatch::Kind::kAddrInSet);
+  x.v6 = v6;
+  x.src = src;
+  x.set = std::move(set);
+  return x;
+}
+NftMatch addr_eq(IpAddr a, bool src) {
+  NftMatch x = m(NftMatch::Kind::kAddrEq);
+  x.addr = a;
+  x.v6 = a.v6;
+  x.src = src;
+  return x;
+}
+NftMatch ports(uint16_t sport, uint16_t dport) {
+  NftMatch x = m(NftMatch::Kind::kPorts);
+  x.sport = sport;
+  x.dport = dport;
+  return x;
+}
+NftMatch dports(std::vector<PortRange> p) {
+  NftMatch x = m(NftMatch::Kind::kDports);
+  x.ports = std::move(p);
+  return x;
+}
+NftMatch icmp_types(bool v6, std::vector<uint8_t> t) {
+  NftMatch x = m(NftMatch::Kind::kIcmpTypes);
+  x.v6 = v6;
+  x.types = std::move(t);
+  return x;
+}
+void proto_match(Proto p, std::vector<NftMatch>* out) {
+  switch (p) {
+    case Proto::kTcp: out->push_back(l4proto(kIpprotoTcp)); break;
+    case Proto::kUdp: out->push_back(l4proto(kIpprotoUdp)); break;
+    case Proto::kAny: out->push_back(m(NftMatch::Kind::kL4protoTcpUdp)); break;
+  }
+}
+
+NftRuleSpec accept_rule(std::vector<NftMatch> ms, std::string comment, bool counter = true) {
+  NftRuleSpec r;
+  r.matches = std::move(ms);
+  r.counter = counter;
+  r.verdict = NftVerdict::kAccept;
+  r.comment = std::move(comment);
+  return r;
+}
+
+void end_rules(const Policy& p, std::vector<NftRuleSpec>* rules) {
+  NftRuleSpec log;
+  log.limit_log = true;
+  log.verdict = NftVerdict::kNone;
+  if (p.mode == Mode::kAudit) {
+    log.log_prefix = std::string(kNftAuditLogPrefix);
+    rules->push_back(log);
+    rules->push_back(accept_rule({}, "audit"));
+    return;
+  }
+  log.log_prefix = std::string(kNftDenyLogPrefix);
+  rules->push_back(log);
+  NftRuleSpec tcp;
+  tcp.matches.push_back(l4proto(kIpprotoTcp));
+  tcp.counter = true;
+  tcp.verdict = NftVerdict::kRejectTcpReset;
+  tcp.comment = "deny";
+  rules->push_back(tcp);
+  NftRuleSpec other;
+  other.counter = true;
+  other.verdict = NftVerdict::kRejectIcmpx;
+  other.comment = "deny";
+  rules->push_back(other);
+}
+
+void group_rules_for(const PortGroup& g, std::vector<NftRuleSpec>* rules) {
+  const bool src = g.direction == Direction::kIngress;
+  const std::string comment = nft_group_comment(g);
+  auto one = [&](bool v6, const std::string& set) {
+    std::vector<NftMatch> ms{nfproto(v6), addr_in_set(v6, src, set)};
+    proto_match(g.proto, &ms);
+    auto ps = normalize_ports(g.ports);
+    bool all = ps.empty() || (ps.size() == 1 && ps[0].all());
+    if (!all) ms.push_back(dports(std::move(ps)));
+    rules->push_back(accept_rule(std::move(ms), comment));
+  };
+  one(false, nft_prefix_set_name(g.name, false));
+  one(true, nft_prefix_set_name(g.name, true));
+  if (g.has_names) {
+    one(false, nft_name_set_name(g.name, false));
+    one(true, nft_name_set_name(g.name, true));
+  }
+}
+
+void base_rules(bool input, std::vector<NftRuleSpec>* rules) {
+  rules->push_back(accept_rule({m(input ? NftMatch::Kind::kIifLo : NftMatch::Kind::kOifLo)}, "", false));
+  rules->push_back(accept_rule({m(NftMatch::Kind::kCtEstablished)}, "", false));
+  if (!input) {
+    rules->push_back(accept_rule({l4proto(kIpprotoUdp), ports(68, 67)}, "dhcp"));
+    rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(546, 547)}, "dhcpv6"));
+  } else {
+    rules->push_back(accept_rule({l4proto(kIpprotoUdp), ports(67, 68)}, "dhcp"));
+    rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(547, 546)}, "dhcpv6"));
+  }
+  rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, kNeighbourDiscovery)},
+                               "icmpv6-nd"));
+}
+
+std::string v4_text(uint32_t a) { return IpAddr::v4addr(a).str(); }
+std::string v6_text(u128 a) { return IpAddr::v6addr(a).str(); }
+
+// Prefix length when [lo, hi] is exactly one CIDR block of a `bits`-bit space, else -1.
+template <class T>
+int cidr_len(T lo, T hi, int bits) {
+  T size_minus_1 = hi - lo;
+  if ((size_minus_1 & (size_minus_1 + 1)) != 0) return -1;  // size not a power of two
+  if ((lo & size_minus_1) != 0) return -1;                   // not aligned
+  int host_bits = 0;
+  while (host_bits < bits && ((size_minus_1 >> host_bits) & 1) != 0) ++host_bits;
+  return bits - host_bits;
+}
+
+void append_set(const NftSetSpec& s, std::string* out) {
+  *out += "\tset " + s.name + " {\n";
+  *out += s.v6 ? "\t\ttype ipv6_addr\n" : "\t\ttype ipv4_addr\n";
+  if (s.kind == NftSetKind::kPrefixes) *out += "\t\tflags interval\n";
+  if (s.kind == NftSetKind::kLearned) *out += "\t\tflags timeout\n";
+  std::vector<std::string> elems;
+  if (s.kind == NftSetKind::kPrefixes && s.prefixes != nullptr) {
+    if (s.v6) {
+      for (const auto& r : s.prefixes->v6()) elems.push_back(nft_range6_text(r));
+    } else {
+      for (const auto& r : s.prefixes->v4()) elems.push_back(nft_range4_text(r));
+    }
+  }
+  if (s.kind == NftSetKind::kPlain) {
+    for (const auto& a : s.addrs) elems.push_back(a.str());
+  }
+  if (!elems.empty()) {
+    *out += "\t\telements = { ";
+    for (size_t i = 0; i < elems.size(); ++i) {
+      if (i > 0) *out += (i % 4 == 0) ? ",\n\t\t\t     " : ", ";
+      *out += elems[i];
+    }
+    *out += " }\n";
+  }
+  *out += "\t}\n";
+}
+
+}  // namespace
+
+std::string nft_prefix_set_name(std::string_view group, bool v6) {
+  return std::string(v6 ? "p6_" : "p4_") + std::string(group);
+}
+std::string nft_name_set_name(std::string_view group, bool v6) {
+  return std::string(v6 ? "n6_" : "n4_") + std::string(group);
+}
+
+std::string nft_group_comment(const PortGroup& g) {
+  std::string out;
+  for (size_t i = 0; i < g.rule_ids.size(); ++i) {
+    std::string id = sanitize(g.rule_ids[i]);
+    std::string more = "+" + std::to_string(g.rule_ids.size() - i);
+    size_t need = (out.empty() ? 0 : 1) + id.size();
+    // Keep room for a "+N" suffix unless this is the last id.
+    size_t reserve = i + 1 < g.rule_ids.size() ? more.size() + 1 : 0;
+    if (out.size() + need + reserve > kNftCommentMax) {
+      out += (out.empty() ? "" : ",") + more;
+      return out;
+    }
+    if (!out.empty()) out += ",";
+    out += id;
+  }
+  return out;
+}
+
+std::vector<const PortGroup*> nft_active_groups(const Policy& p, const std::vector<PortGroup>& groups) {
+  std::vector<const PortGroup*> out;
+  for (const auto& g : groups) {
+    if (!g.enforced) continue;
+    if (g.direction == Direction::kIngress && !p.inbound_enforce) continue;
+    out.push_back(&g);
+  }
+  std::sort(out.begin(), out.end(), [](const PortGroup* a, const PortGroup* b) { return a->name < b->name; });
+  return out;
+}
+
+std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups) {
+  const auto active = nft_active_groups(p, groups);
+  std::vector<NftChainSpec> chains;
+
+  NftChainSpec out;
+  out.name = std::string(kNftOutputChain);
+  base_rules(false, &out.rules);
+  if (p.platform_azure) {
+    IpAddr wire = IpAddr::v4addr(kWireServer);
+    out.rules.push_back(accept_rule({nfproto(false), addr_eq(wire, false), m(NftMatch::Kind::kL4protoTcpUdp),
+                                     dports({PortRange{53, 53}})},
+                                    "platform-wireserver-dns"));
+    out.rules.push_back(accept_rule({nfproto(false), addr_eq(wire, false), l4proto(kIpprotoTcp),
+                                     dports({PortRange{80, 80}, PortRange{32526, 32526}})},
+                                    "platform-wireserver"));
+    out.rules.push_back(accept_rule({nfproto(false), addr_eq(IpAddr::v4addr(kImds), false), l4proto(kIpprotoTcp),
+                                     dports({PortRange{80, 80}})},
+                                    "platform-imds"));
+  }
+  const uint16_t dns_port = p.dns_upstream_port;
+  for (bool v6 : {false, true}) {
+    out.rules.push_back(accept_rule({nfproto(v6), addr_in_set(v6, false, std::string(v6 ? kNftDns6Set : kNftDns4Set)),
+                                     m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{dns_port, dns_port}})},
+                                    "dns"));
+  }
+  for (const PortGroup* g : active) {
+    if (g->direction == Direction::kEgress) group_rules_for(*g, &out.rules);
+  }
+  end_rules(p, &out.rules);
+  chains.push_back(std::move(out));
+
+  if (p.inbound_enforce) {
+    NftChainSpec in;
+    in.name = std::string(kNftInputChain);
+    in.input = true;
+    base_rules(true, &in.rules);
+    in.rules.push_back(accept_rule({l4proto(kIpprotoIcmp), icmp_types(false, {kIcmpEchoRequest})}, "ping"));
+    in.rules.push_back(accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, {kIcmp6EchoRequest})},
+                                   "ping"));
+    for (const PortGroup* g : active) {
+      if (g->direction == Direction::kIngress) group_rules_for(*g, &in.rules);
+    }
+    end_rules(p, &in.rules);
+    chains.push_back(std::move(in));
+  }
+  return chains;
+}
+
+NftTableSpec nft_table_spec(const Policy& p, const std::vector<PortGroup>& groups) {
+  NftTableSpec t;
+  for (bool v6 : {false, true}) {
+    NftSetSpec s;
+    s.name = std::string(v6 ? kNftDns6Set : kNftDns4Set);
+    s.v6 = v6;
+    s.kind = NftSetKind::kPlain;
+    for (const auto& a : p.dns_upstreams) {
+      if (a.v6 == v6 && std::find(s.addrs.begin(), s.addrs.end(), a) == s.addrs.end()) s.addrs.push_back(a);
+    }
+    std::sort(s.addrs.begin(), s.addrs.end());
+    t.sets.push_back(std::move(s));
+  }
+  for (const PortGroup* g : nft_active_groups(p, groups)) {
+    for (bool v6 : {false, true}) {
+      NftSetSpec s;
+      s.name = nft_prefix_set_name(g->name, v6);
+      s.v6 = v6;
+      s.kind = NftSetKind::kPrefixes;
+      s.prefixes = &g->prefixes;
+      s.group = g->name;
+      t.sets.push_back(std::move(s));
+    }
+    if (g->has_names) {
+      for (bool v6 : {false, true}) {
+        NftSetSpec s;
+        s.name = nft_name_set_name(g->name, v6);
+        s.v6 = v6;
+        s.kind = NftSetKind::kLearned;
+        s.group = g->name;
+        t.sets.push_back(std::move(s));
+      }
+    }
+  }
+  t.chains = nft_chain_specs(p, groups);
+  return t;
+}
+
+std::string nft_range4_text(const Range4& r) {
+  if (r.lo == r.hi) return v4_text(r.lo);
+  int len = cidr_len<uint32_t>(r.lo, r.hi, 32);
+  if (len >= 0) return v4_text(r.lo) + "/" + std::to_string(len);
+  return v4_text(r.lo) + "-" + v4_text(r.hi);
+}
+
+std::string nft_range6_text(const Range6& r) {
+  if (r.lo == r.hi) return v6_text(r.lo);
+  int len = cidr_len<u128>(r.lo, r.hi, 128);
+  if (len >= 0) return v6_text(r.lo) + "/" + std::to_string(len);
+  return v6_text(r.lo) + "-" + v6_text(r.hi);
+}
+
+std::string nft_rule_text(const NftRuleSpec& r) {
+  std::string out;
+  auto word = [&](const std::string& w) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  };
+  for (const auto& x : r.matches) {
+    switch (x.kind) {
+      case NftMatch::Kind::kOifLo: word("oif \"lo\""); break;
+      case NftMatch::Kind::kIifLo: word("iif \"lo\""); break;
+      case NftMatch::Kind::kCtEstablished: word("ct state established,related"); break;
+      case NftMatch::Kind::kNfproto: word(x.value == kNfprotoIpv6 ? "meta nfproto ipv6" : "meta nfproto ipv4"); break;
+      case NftMatch::Kind::kL4proto: word("meta l4proto " + std::string(l4_name(x.value))); break;
+      case NftMatch::Kind::kL4protoTcpUdp: word("meta l4proto { tcp, udp }"); break;
+      case NftMatch::Kind::kAddrInSet:
+        word(std::string(x.v6 ? "ip6 " : "ip ") + (x.src ? "saddr @" : "daddr @") + x.set);
+        break;
+      case NftMatch::Kind::kAddrEq:
+        word(std::string(x.v6 ? "ip6 " : "ip ") + (x.src ? "saddr " : "daddr ") + x.addr.str());
+        break;
+      case NftMatch::Kind::kPorts:
+        word("th sport " + std::to_string(x.sport) + " th dport " + std::to_string(x.dport));
+        break;
+      case NftMatch::Kind::kDports: {
+        if (x.ports.size() == 1) {
+          word("th dport " + x.ports[0].str());
+        } else {
+          std::string s = "th dport { ";
+          for (size_t i = 0; i < x.ports.size(); ++i) s += (i ? ", " : "") + x.ports[i].str();
+          word(s + " }");
+        }
+        break;
+      }
+      case NftMatch::Kind::kIcmpTypes: {
+        std::string s = x.v6 ? "icmpv6 type " : "icmp type ";
+        if (x.types.size() == 1) {
+          s += icmp_type_name(x.v6, x.types[0]);
+        } else {
+          s += "{ ";
+          for (size_t i = 0; i < x.types.size(); ++i) s += (i ? ", " : "") + std::string(icmp_type_name(x.v6, x.types[i]));
+          s += " }";
+        }
+        word(s);
+        break;
+      }
+    }
+  }
+  if (r.limit_log) {
+    word("limit rate " + std::to_string(kNftLogRatePerSecond) + "/second");
+    word("log prefix \"" + r.log_prefix + "\"");
+  }
+  if (r.counter) word("counter");
+  switch (r.verdict) {
+    case NftVerdict::kNone: break;
+    case NftVerdict::kAccept: word("accept"); break;
+    case NftVerdict::kRejectTcpReset: word("reject with tcp reset"); break;
+    case NftVerdict::kRejectIcmpx: word("reject with icmpx admin-prohibited"); break;
+  }
+  if (!r.comment.empty()) word("comment \"" + r.comment + "\"");
+  return out;
+}
+
+std::string render_nft(const Policy& p, const std::vector<PortGroup>& groups) {
+  const NftTableSpec t = nft_table_spec(p, groups);
+  std::string out;
+  out += "# amlfw: the nftables table that `amlfw apply` programs (load with nft -f)\n";
+  out += "table inet " + std::string(kNftTable) + " {\n";
+  for (const auto& s : t.sets) {
+    append_set(s, &out);
+    out += "\n";
+  }
+  for (size_t i = 0; i < t.chains.size(); ++i) {
+    const auto& c = t.chains[i];
+    out += "\tchain " + c.name + " {\n";
+    out += std::string("\t\ttype filter hook ") + (c.input ? "input" : "output") + " priority filter; policy drop;\n";
+    for (const auto& r : c.rules) out += "\t\t" + nft_rule_text(r) + "\n";
+    out += "\t}\n";
+    if (i + 1 < t.chains.size()) out += "\n";
+  }
+  out += "}\n";
+  return out;
+}
+
+}  // namespace amlfw

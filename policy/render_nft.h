@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+// The nftables view of a compiled policy: one table `inet amlfw`, described as plain
+// values (NftTable: sets and chains of rule statements). Both the netlink backend
+// (daemon/nft_backend.cpp) and the text renderer (render_nft, used by
+// `amlfw plan --format nft`) are driven by the same NftTable, so the text always
+// describes exactly what the backend programs. Pure: no netlink headers, no syscalls.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/net.h"
+#include "policy/policy.h"
+
+namespace amlfw {
+
+inline constexpr std::string_view kNftTable = "amlfw";   // family inet
+inline constexpr std::string_view kNftOutputChain = "output";
+inline constexpr std::string_view kNftInputChain = "input";
+inline constexpr std::string_view kNftDns4Set = "dns4";
+inline constexpr std::string_view kNftDns6Set = "dns6";
+inline constexpr std::string_view kNftDenyLogPrefix = "amlfw deny: ";
+inline constexpr std::string_view kNftAuditLogPrefix = "amlfw audit: ";
+inline constexpr uint32_t kNftLogRatePerSecond = 10;
+inline constexpr uint32_t kNftLogBurst = 5;              // nft's default burst
+inline constexpr size_t kNftCommentMax = 127;            // nft limits comments to 128 bytes with NUL
+inline constexpr uint32_t kLoopbackIfindex = 1;          // "lo" is ifindex 1 in every namespace
+
+// Set names of a port group: p4_/p6_ (prefixes, interval sets), n4_/n6_ (learned, timeout sets).
+std::string nft_prefix_set_name(std::string_view group, bool v6);
+std::string nft_name_set_name(std::string_view group, bool v6);
+// The rule comment of a group: its rule ids joined by ',', cut to kNftCommentMax with "+N".
+std::string nft_group_comment(const PortGroup& g);
+// The groups the table programs: enforced ones; ingress ones only with inbound_enforce.
+std::vector<const PortGroup*> nft_active_groups(const Policy& p, const std::vector<PortGroup>& groups);
+
+// ---- The table as values -----------------------------------------------------------------
+
+enum class NftSetKind : uint8_t {
+  kPrefixes,  // flags interval: merged prefix ranges of one family
+  kLearned,   // flags timeout: addresses learned from DNS, each with its own timeout
+  kPlain,     // exact addresses (dns4 / dns6)
+};
+
+struct NftSetSpec {
+  std::string name;
+  bool v6 = false;
+  NftSetKind kind = NftSetKind::kPlain;
+  const PrefixSet* prefixes = nullptr;  // kPrefixes: the ranges of family v6 (points into a group)
+  std::vector<IpAddr> addrs;            // kPlain: the elements
+  std::string group;                    // owning group ("" for dns4/dns6)
+};
+
+inline constexpr uint8_t kNfprotoIpv4 = 2;    // NFPROTO_IPV4
+inline constexpr uint8_t kNfprotoIpv6 = 10;   // NFPROTO_IPV6
+inline constexpr uint8_t kIpprotoIcmp = 1;
+inline constexpr uint8_t kIpprotoTcp = 6;
+inline constexpr uint8_t kIpprotoUdp = 17;
+inline constexpr uint8_t kIpprotoIcmpv6 = 58;
+
+// One match of a rule. The backend turns each into netlink expressions in the order given;
+// dependencies (meta nfproto before ip daddr, meta l4proto before th dport) are explicit
+// matches so that `nft -f` of the rendered text produces the same bytecode.
+struct NftMatch {
+  enum class Kind : uint8_t {
+    kOifLo,            // oif "lo"
+    kIifLo,            // iif "lo"
+    kCtEstablished,    // ct state established,related
+    kNfproto,          // meta nfproto ipv4|ipv6             (value)
+    kL4proto,          // meta l4proto tcp|udp|icmp|...      (value)
+    kL4protoTcpUdp,    // meta l4proto { tcp, udp }
+    kAddrInSet,        // ip|ip6 saddr|daddr @set            (v6, src, set)
+    kAddrEq,           // ip|ip6 saddr|daddr ADDR            (addr, src)
+    kPorts,            // th sport 68 th dport 67            (sport, dport): one 4-byte compare
+    kDports,           // th dport P | P-Q | { ... }         (ports, never all ports)
+    kIcmpTypes,        // icmp|icmpv6 type X | { ... }       (v6, types)
+  };
+  Kind kind = Kind::kOifLo;
+  uint8_t value = 0;
+  bool v6 = false;
+  bool src = false;
+  std::string set;
+  IpAddr addr;
+  uint16_t sport = 0, dport = 0;
+  std::vector<PortRange> ports;
+  std::vector<uint8_t> types;
+};
+
+enum class NftVerdict : uint8_t {
+  kNone,            // no verdict: the rule only logs (limit + log), evaluation continues
+  kAccept,
+  kRejectTcpReset,  // reject with tcp reset (needs meta l4proto tcp before)
+  kRejectIcmpx,     // reject with icmpx admin-prohibited
+};
+
+struct NftRuleSpec {
+  std::vector<NftMatch> matches;
+  bool limit_log = false;     // limit rate kNftLogRatePerSecond/second log prefix "log_prefix"
+  std::string log_prefix;
+  bool counter = false;
+  NftVerdict verdict = NftVerdict::kAccept;
+  std::string comment;        // "" = none
+};
+
+struct NftChainSpec {
+  std::string name;
+  bool input = false;         // hook input (else output); type filter, priority filter (0), policy drop
+  std::vector<NftRuleSpec> rules;
+};
+
+struct NftTableSpec {
+  std::vector<NftSetSpec> sets;      // in creation order
+  std::vector<NftChainSpec> chains;  // output, then input when inbound_enforce
+};
+
+// The whole table for a policy. The result points into `groups` (NftSetSpec::prefixes):
+// keep `groups` alive while using it.
+NftTableSpec nft_table_spec(const Policy& p, const std::vector<PortGroup>& groups);
+// Only the chains (what depends on base settings and the list of groups).
+std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups);
+
+// Text of the parts, as `nft -f` accepts them.
+std::string nft_rule_text(const NftRuleSpec& r);
+std::string nft_range4_text(const Range4& r);   // "192.0.2.0/24", "192.0.2.1", "192.0.2.3-192.0.2.9"
+std::string nft_range6_text(const Range6& r);
+
+// The complete ruleset text the backend loads: `table inet amlfw { ... }`, an `nft -f`
+// script. The deterministic, element-for-element description of what apply() programs.
+std::string render_nft(const Policy& p, const std::vector<PortGroup>& groups);
+
+}  // namespace amlfw
