@@ -174,6 +174,10 @@ std::string ConfigParser::place(const toml::source_region& r) const {
 
 void ConfigParser::fail(const toml::source_region& r, std::string what) {
   ++errors_;
+  // One line whatever a value parser echoed of the input.
+  for (char& c : what) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
   const std::pair<uint32_t, uint32_t> at{r.begin.line, r.begin.column};
   if (first_ && first_->first <= at) return;
   first_.emplace(at, place(r) + ": " + std::move(what));
@@ -210,7 +214,8 @@ void ConfigParser::walk(const toml::node& n, const std::string& path, const std:
     return;
   }
   for (const auto& [k, v] : *t) {
-    auto it = std::find_if(keys.begin(), keys.end(), [&](const Key& key) { return key.name == k.str(); });
+    const std::string_view name = k.str();  // clang 14 cannot capture a structured binding
+    auto it = std::find_if(keys.begin(), keys.end(), [name](const Key& key) { return key.name == name; });
     if (it == keys.end()) {
       unknown_key(k, path, keys);
       continue;

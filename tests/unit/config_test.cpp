@@ -435,6 +435,11 @@ const ErrorCase kErrorCases[] = {
     {"[dns]\nupstreams = [\"resolver.example\"]",
      "t.toml:2:14: dns.upstreams: 'resolver.example': 'resolver.example' is not an IP address (write \"ip\", "
      "\"ip:port\" or \"[ipv6]:port\")"},
+    {"[dns]\nmax_ttl = \"1x\\ry\"",  // found by config_fuzz: the unit was echoed with its raw CR
+     "t.toml:2:11: dns.max_ttl: '1x\\x0dy': unknown unit 'x\\x0dy' (write a number and a unit s, m, h or d, "
+     "e.g. \"15m\" or \"1h30m\")"},
+    {"[dns]\nlisten = \"127.0.0.1:5\\t3\"",
+     "t.toml:2:10: dns.listen: '127.0.0.1:5\\x093': '5\\x093' is not a port (use 1 to 65535)"},
     {"[dns]\nmin_ttl = \"2d\"", "t.toml:2:11: dns.min_ttl: '2d' is out of range (use 0s to 1d)"},
     {"[dns]\nmin_ttl = \"500ms\"", "t.toml:2:11: dns.min_ttl: '500ms': durations are whole seconds (write \"1s\" or more)"},
     {"[dns]\ngrace = \"-5m\"",
