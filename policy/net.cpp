@@ -110,7 +110,7 @@ bool parse_v6(std::string_view s, u128* out) {
   } else {
     const int zeros = 8 - n;
     for (int k = 0; k < gap; ++k) v = (v << 16) | groups[k];
-    v <<= 16 * zeros;
+    for (int k = 0; k < zeros; ++k) v <<= 16;  // one shift of 128 would be undefined
     for (int k = gap; k < n; ++k) v = (v << 16) | groups[k];
   }
   *out = v;

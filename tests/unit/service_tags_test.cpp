@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -300,6 +301,30 @@ TEST(ServiceTags, FindWithoutIndexFallsBackToScan) {
   ASSERT_NE(st.find("storage.WestEurope"), nullptr);
   st.tags.push_back(ServiceTag{"AzureCloud", "", 1, 0, {}});  // index now stale
   ASSERT_NE(st.find("azurecloud"), nullptr);
+}
+
+// The fuzzer's seed corpus, replayed in the normal build: every input is either accepted
+// with a consistent result or refused with one Exit::kData line.
+TEST(ServiceTags, FuzzCorpusReplay) {
+  const std::string dir = std::string(AMLFW_FIXTURES) + "/../fuzz/corpus/service_tags";
+  size_t files = 0, accepted = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    auto r = parse_service_tags(read_file(entry.path().string()), entry.path().filename().string());
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, Exit::kData) << entry.path();
+      EXPECT_EQ(r.error().message.find('\n'), std::string::npos) << r.error().message;
+      continue;
+    }
+    ++accepted;
+    for (const ServiceTag& t : r->tags) {
+      EXPECT_EQ(r->find(t.name), &t);
+      EXPECT_TRUE(t.prefixes.normalized());
+    }
+  }
+  EXPECT_GE(files, 5u);
+  EXPECT_GE(accepted, 4u);  // small, small_crlf, arm_api, minimal
 }
 
 // ---- the real public file --------------------------------------------------------------
