@@ -361,6 +361,25 @@ TEST_F(ResolverTest, TcpOnlyOption) {
   EXPECT_EQ(dns_->query_count(), 2u);
 }
 
+TEST_F(ResolverTest, Ipv6ServerOverUdpAndTcp) {
+  auto v6 = MockDnsServer::start("::1");
+  if (!v6.ok()) GTEST_SKIP() << "no IPv6 loopback: " << v6.error().message;
+  (*v6)->add_aaaa("six.example.com", "2001:db8::6", 66);
+  (*v6)->set_truncate("six.example.com", kTypeAaaa);
+  (*v6)->set_delay("six.example.com", kTypeAaaa, 20ms);  // the delayed TCP reply path too
+  EXPECT_EQ((*v6)->endpoint(), "[::1]:" + std::to_string((*v6)->port()));
+  ResolverOptions o;
+  o.servers = {(*v6)->endpoint()};
+  auto r = Resolver::create(*loop_, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  resolver_ = std::move(r).value();
+  auto res = resolve("six.example.com");
+  ASSERT_TRUE(res.ok()) << res.error().message;
+  ASSERT_EQ(res->addrs.size(), 1u);
+  EXPECT_EQ(res->addrs[0], (ResolvedAddr{ip("2001:db8::6"), 66}));
+  EXPECT_EQ((*v6)->tcp_query_count(), 1u);
+}
+
 TEST(ResolverServers, ParseServer) {
   auto a = parse_server("192.0.2.53");
   ASSERT_TRUE(a.ok());
