@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+// render_nft and the table description it shares with the netlink backend.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "policy/render_nft.h"
+
+namespace amlfw {
+namespace {
+
+PortGroup group(Direction d, Proto p, std::vector<PortRange> ports, std::vector<std::string> prefixes,
+                std::vector<std::string> ids, bool names = false) {
+  PortGroup g;
+  g.direction = d;
+  g.proto = p;
+  g.ports = ports;
+  g.name = port_group_name(d, p, ports);
+  for (const auto& s : prefixes) g.prefixes.add(*Prefix::parse(s));
+  g.prefixes.normalize();
+  g.rule_ids = std::move(ids);
+  g.has_names = names;
+  return g;
+}
+
+Policy base_policy() {
+  Policy p;
+  p.dns_upstreams = {*IpAddr::parse("192.0.2.53"), *IpAddr::parse("2001:db8::53")};
+  return p;
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+  return text.find("\t" + line + "\n") != std::string::npos;
+}
+
+TEST(RenderNft, EgressTableWithSetsRulesAndEnd) {
+  Policy p = base_policy();
+  std::vector<PortGroup> groups = {
+      group(Direction::kEgress, Proto::kTcp, {PortRange{443, 443}}, {"203.0.113.0/24", "2001:db8:1::/48"},
+            {"NR2", "NR3"}, true),
+      group(Direction::kEgress, Proto::kAny, {PortRange{}}, {"198.51.100.0/25"}, {"user-1"}),
+  };
+  const std::string t = render_nft(p, groups);
+  EXPECT_NE(t.find("table inet amlfw {"), std::string::npos);
+  EXPECT_TRUE(has_line(t, "set p4_e_tcp_443 {"));
+  EXPECT_TRUE(has_line(t, "set n6_e_tcp_443 {"));
+  EXPECT_TRUE(has_line(t, "\telements = { 203.0.113.0/24 }"));
+  EXPECT_TRUE(has_line(t, "\telements = { 2001:db8:1::/48 }"));
+  EXPECT_TRUE(has_line(t, "\tflags timeout"));
+  EXPECT_TRUE(has_line(t, "\ttype filter hook output priority filter; policy drop;"));
+  EXPECT_TRUE(has_line(t, "\toif \"lo\" accept"));
+  EXPECT_TRUE(has_line(t, "\tct state established,related accept"));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @p4_e_tcp_443 meta l4proto tcp th dport 443 counter accept "
+                          "comment \"NR2,NR3\""));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv6 ip6 daddr @n6_e_tcp_443 meta l4proto tcp th dport 443 counter accept "
+                          "comment \"NR2,NR3\""));
+  // All ports: no dport match; any: tcp and udp.
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @p4_e_any_1-65535 meta l4proto { tcp, udp } counter accept "
+                          "comment \"user-1\""));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 counter accept "
+                          "comment \"dns\""));
+  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw deny: \""));
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto tcp counter reject with tcp reset comment \"deny\""));
+  EXPECT_TRUE(has_line(t, "\tcounter reject with icmpx admin-prohibited comment \"deny\""));
+  EXPECT_NE(t.find("168.63.129.16"), std::string::npos);
+  EXPECT_EQ(t.find("chain input"), std::string::npos);  // inbound not enforced
+  // Order: base rules, then groups, then the end.
+  EXPECT_LT(t.find("ct state"), t.find("@p4_e_tcp_443"));
+  EXPECT_LT(t.find("@p4_e_tcp_443 meta"), t.find("limit rate"));
+}
+
+TEST(RenderNft, AuditModeLogsAndAccepts) {
+  Policy p = base_policy();
+  p.mode = Mode::kAudit;
+  p.platform_azure = false;
+  const std::string t = render_nft(p, {});
+  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw audit: \""));
+  EXPECT_TRUE(has_line(t, "\tcounter accept comment \"audit\""));
+  EXPECT_EQ(t.find("reject"), std::string::npos);
+  EXPECT_EQ(t.find("168.63.129.16"), std::string::npos);
+}
+
+TEST(RenderNft, InboundChainOnlyWhenEnforced) {
+  Policy p = base_policy();
+  std::vector<PortGroup> groups = {
+      group(Direction::kIngress, Proto::kTcp, {PortRange{29876, 29877}}, {"198.51.100.0/24"}, {"IN1"})};
+  std::string t = render_nft(p, groups);
+  EXPECT_EQ(t.find("chain input"), std::string::npos);
+  EXPECT_EQ(t.find("p4_i_tcp_29876-29877"), std::string::npos);  // not programmed at all
+  p.inbound_enforce = true;
+  t = render_nft(p, groups);
+  EXPECT_NE(t.find("chain input {"), std::string::npos);
+  EXPECT_TRUE(has_line(t, "\ttype filter hook input priority filter; policy drop;"));
+  EXPECT_TRUE(has_line(t, "\tiif \"lo\" accept"));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip saddr @p4_i_tcp_29876-29877 meta l4proto tcp th dport 29876-29877 "
+                          "counter accept comment \"IN1\""));
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto icmp icmp type echo-request counter accept comment \"ping\""));
+}
+
+TEST(RenderNft, NotEnforcedGroupsAreLeftOut) {
+  Policy p = base_policy();
+  auto g = group(Direction::kEgress, Proto::kUdp, {PortRange{123, 123}}, {"192.0.2.1/32"}, {"X1"});
+  g.enforced = false;
+  EXPECT_EQ(render_nft(p, {g}).find("e_udp_123"), std::string::npos);
+}
+
+TEST(RenderNft, RangeText) {
+  auto r4 = [](const char* a, const char* b) {
+    return nft_range4_text({IpAddr::parse(a)->v4value(), IpAddr::parse(b)->v4value()});
+  };
+  EXPECT_EQ(r4("192.0.2.0", "192.0.2.255"), "192.0.2.0/24");
+  EXPECT_EQ(r4("192.0.2.7", "192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(r4("192.0.2.1", "192.0.2.2"), "192.0.2.1-192.0.2.2");
+  EXPECT_EQ(r4("192.0.2.0", "192.0.3.127"), "192.0.2.0-192.0.3.127");
+  EXPECT_EQ(r4("0.0.0.0", "255.255.255.255"), "0.0.0.0/0");
+  EXPECT_EQ(nft_range6_text({IpAddr::parse("2001:db8::")->value, IpAddr::parse("2001:db8::ffff:ffff")->value}),
+            "2001:db8::/96");
+  EXPECT_EQ(nft_range6_text({0, ~u128{0}}), "::/0");
+}
+
+TEST(RenderNft, CommentIsCutWithACount) {
+  PortGroup g;
+  for (int i = 0; i < 60; ++i) g.rule_ids.push_back("ROW" + std::to_string(i));
+  std::string c = nft_group_comment(g);
+  EXPECT_LE(c.size(), kNftCommentMax);
+  EXPECT_EQ(c.rfind("ROW0,ROW1,", 0), 0u);
+  auto plus = c.rfind(",+");
+  ASSERT_NE(plus, std::string::npos);
+  const int shown = static_cast<int>(std::count(c.begin(), c.begin() + static_cast<long>(plus), ',')) + 1;
+  EXPECT_EQ(std::stoi(c.substr(plus + 2)), 60 - shown);
+  g.rule_ids = {"a\"b", "c d"};
+  EXPECT_EQ(nft_group_comment(g), "a_b,c d");  // never breaks the quoting
+}
+
+TEST(RenderNft, SpecPointsIntoGroupsAndListsSetsInOrder) {
+  Policy p = base_policy();
+  std::vector<PortGroup> groups = {
+      group(Direction::kEgress, Proto::kTcp, {PortRange{443, 443}}, {"203.0.113.0/24"}, {"NR2"}, true)};
+  NftTableSpec t = nft_table_spec(p, groups);
+  std::vector<std::string> names;
+  for (const auto& s : t.sets) names.push_back(s.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"dns4", "dns6", "p4_e_tcp_443", "p6_e_tcp_443", "n4_e_tcp_443",
+                                             "n6_e_tcp_443"}));
+  EXPECT_EQ(t.sets[2].prefixes, &groups[0].prefixes);
+  EXPECT_EQ(t.sets[0].addrs, (std::vector<IpAddr>{*IpAddr::parse("192.0.2.53")}));
+  ASSERT_EQ(t.chains.size(), 1u);
+  EXPECT_EQ(t.chains[0].name, "output");
+}
+
+}  // namespace
+}  // namespace amlfw
