@@ -172,6 +172,9 @@ Result<Condition> Condition::parse(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   if (text.empty()) return data_error("empty condition (write \"true\" for a row that always applies)");
+  for (char ch : text)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+      return data_error("condition has a control character (write it on one line)");
   if (text.size() > kMaxConditionLength)
     return data_error("condition longer than " + std::to_string(kMaxConditionLength) + " characters");
   Condition c;

@@ -561,6 +561,9 @@ TEST(Condition, ErrorsSayWhatAndWhere) {
     EXPECT_EQ(c.error().code, Exit::kData);
     EXPECT_EQ(c.error().message, msg);
   }
+  auto nl = Condition::parse("python\n&& r");
+  ASSERT_FALSE(nl.ok());
+  EXPECT_EQ(nl.error().message, "condition has a control character (write it on one line)");
   std::string deep(40, '(');
   deep += "python" + std::string(40, ')');
   auto c = Condition::parse(deep);
