@@ -132,7 +132,9 @@ void NftBatch::commit(NftMsgInfo info, bool counts_as_rule) {
   stats_.messages++;
   stats_.bytes += len;
   if (counts_as_rule) stats_.rules++;
-  if (info.type == NFT_MSG_NEWSETELEM || info.type == NFT_MSG_DELSETELEM) {
+  if (info.anonymous) {
+    stats_.anon_sets += info.type == NFT_MSG_NEWSET ? 1 : 0;
+  } else if (info.type == NFT_MSG_NEWSETELEM || info.type == NFT_MSG_DELSETELEM) {
     stats_.element_msgs++;
     stats_.elements += info.elements;
   }
@@ -196,8 +198,11 @@ uint32_t NftBatch::anon_set(uint32_t key_type, uint32_t key_len, bool interval, 
   nlmsghdr* nlh =
       nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, ++seq_);
   nftnl_set_nlmsg_build_payload(nlh, s);
-  commit({seq_, NFT_MSG_NEWSET, "add anonymous set for " + std::string(what)});
+  NftMsgInfo set_info{seq_, NFT_MSG_NEWSET, "add anonymous set for " + std::string(what)};
+  set_info.anonymous = true;
+  commit(std::move(set_info));
   NftMsgInfo info{0, NFT_MSG_NEWSETELEM, "add element to anonymous set for " + std::string(what)};
+  info.anonymous = true;
   build_elems_msg(NftElemOp::kAdd, kNftAnonSetName, id, key_len, elems, 0, std::move(info));
   return id;
 }

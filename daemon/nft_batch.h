@@ -60,12 +60,14 @@ struct NftMsgInfo {
   std::vector<IpAddr> addrs;
   uint64_t timeout_ms = 0;
   size_t elements = 0;
+  bool anonymous = false;     // elements of a rule's anonymous set
 };
 
 struct NftBatchStats {
   size_t messages = 0;       // between BEGIN and END
-  size_t element_msgs = 0;   // NEWSETELEM + DELSETELEM messages
-  size_t elements = 0;       // elements added or deleted
+  size_t element_msgs = 0;   // NEWSETELEM + DELSETELEM messages of named sets
+  size_t elements = 0;       // elements of named sets added or deleted
+  size_t anon_sets = 0;      // anonymous sets of rules (with their elements)
   size_t rules = 0;
   size_t bytes = 0;
 };

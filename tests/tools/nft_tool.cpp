@@ -5,6 +5,8 @@
 //   nft_tool learn SPEC GROUP SECONDS ADDR... apply SPEC, then learn the addresses
 //   nft_tool dump                            print the table's sets and elements (read-back)
 //   nft_tool flush                           remove the table
+//   nft_tool add-element SET CIDR...         one raw batch adding interval elements with
+//                                            NLM_F_EXCL (to see how a refusal is reported)
 // Each apply/learn prints one line: `apply adopted=1 created=0 rewritten=1 nothing=0
 // messages=N element_msgs=N elements=N rules=N bytes=N ms=F`. SPEC: see nft_synth.h.
 #include <chrono>
@@ -23,9 +25,9 @@ namespace {
 
 void print_report(const char* what, const NftApplyReport& r, double ms) {
   std::printf("%s adopted=%d created=%d rewritten=%d nothing=%d messages=%zu element_msgs=%zu elements=%zu rules=%zu "
-              "bytes=%zu ms=%.1f\n",
+              "anon_sets=%zu bytes=%zu ms=%.1f\n",
               what, r.adopted, r.table_created, r.rules_rewritten, r.nothing_to_do, r.batch.messages,
-              r.batch.element_msgs, r.batch.elements, r.batch.rules, r.batch.bytes, ms);
+              r.batch.element_msgs, r.batch.elements, r.batch.rules, r.batch.anon_sets, r.batch.bytes, ms);
   std::fflush(stdout);
 }
 
@@ -122,6 +124,27 @@ int main(int argc, char** argv) {
     st = (*be)->learn({args[2]}, addrs);
     if (!st.ok()) return fail(st.error());
     print_report("learn", (*be)->last_report(), since(t0));
+    return 0;
+  }
+  if (cmd == "add-element") {
+    if (args.size() < 3) return 2;
+    auto sock = NftSocket::open();
+    if (!sock) return fail(sock.error());
+    std::vector<Range4> r4;
+    for (size_t i = 2; i < args.size(); ++i) {
+      auto p = Prefix::parse(args[i], true);
+      if (!p) return fail(p.error());
+      PrefixSet ps;
+      ps.add(*p);
+      ps.normalize();
+      r4.insert(r4.end(), ps.v4().begin(), ps.v4().end());
+    }
+    NftBatch b(sock->reserve_seq(0));
+    b.interval_elems4(NftElemOp::kAdd, args[1], r4);
+    b.finish();
+    Status st = sock->send(b);
+    if (!st.ok()) return fail(st.error());
+    std::printf("added\n");
     return 0;
   }
   std::fprintf(stderr, "nft_tool: unknown command %s\n", cmd.c_str());
