@@ -720,5 +720,30 @@ TEST_F(ConfigFile, OversizedFileIsRefused) {
             path + ": the configuration is larger than 1 MiB (give a readable amlfw TOML file with --config)");
 }
 
+// The fuzzer's seed corpus, replayed in the normal build: every input parses or gives one
+// line of exit 2 naming the file; the valid seeds parse.
+TEST(Config, FuzzSeedCorpusReplays) {
+  const std::filesystem::path dir = std::filesystem::path(AMLFW_FIXTURES) / ".." / "fuzz" / "corpus" / "config";
+  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  size_t seeds = 0;
+  size_t parsed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ++seeds;
+    auto c = parse_config(text, "seed.toml");
+    if (c.ok()) {
+      ++parsed;
+      EXPECT_EQ(c->features.size(), kFeatureDefaults.size());
+    } else {
+      EXPECT_EQ(c.error().code, Exit::kUsage) << entry.path();
+      EXPECT_EQ(c.error().message.rfind("seed.toml:", 0), 0u) << c.error().message;
+      EXPECT_EQ(c.error().message.find_first_of("\r\n"), std::string::npos) << c.error().message;
+    }
+  }
+  EXPECT_GE(seeds, 10u);
+  EXPECT_GE(parsed, 4u);  // default, empty, full, inline
+}
+
 }  // namespace
 }  // namespace amlfw
