@@ -446,7 +446,7 @@ TEST(ResolveAll, ManyNamesWithFailuresAndDeadline) {
   o.timeout = 5000ms;  // longer than the deadline: the deadline must cut it
   o.tries = 1;
   auto start = EventLoop::now();
-  auto r = resolve_all(names, o, 800ms);
+  auto r = resolve_all(names, o, 1500ms);
   auto took = EventLoop::now() - start;
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->size(), names.size());
@@ -464,9 +464,9 @@ TEST(ResolveAll, ManyNamesWithFailuresAndDeadline) {
   ASSERT_FALSE((*r)[201].ok());
   EXPECT_NE((*r)[201].error().message.find("SERVFAIL"), std::string::npos);
   ASSERT_FALSE((*r)[202].ok());
-  EXPECT_NE((*r)[202].error().message.find("no answer within 800ms"), std::string::npos) << (*r)[202].error().message;
-  EXPECT_GE(took, 800ms);
-  EXPECT_LT(took, 3s);
+  EXPECT_NE((*r)[202].error().message.find("no answer within 1500ms"), std::string::npos) << (*r)[202].error().message;
+  EXPECT_GE(took, 1500ms);
+  EXPECT_LT(took, 4s);
 }
 
 TEST(ResolveAll, FinishesAsSoonAsAllAnswered) {
