@@ -19,6 +19,8 @@ class NamePattern {
 
   // Validates and lower-cases; rejects '*' anywhere but leading, empty labels, labels > 63,
   // names > 253, characters outside [a-z0-9-_.], and template leftovers ("<storage>").
+  // Also rejects "*" alone and wildcards over a single label ("*.com", "*com"): too broad.
+  // Errors are Exit::kUsage, one line quoting the pattern.
   static Result<NamePattern> parse(std::string_view text);
 
   bool matches(std::string_view name) const;

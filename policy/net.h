@@ -41,7 +41,9 @@ struct Prefix {
   uint8_t len = 0;
 
   // Strict CIDR ("198.51.100.0/24"): host bits set is an error, a bare address is /32 or /128
-  // only when allow_bare is true.
+  // only when allow_bare is true. Errors are Exit::kUsage, one line quoting the text and
+  // naming the fix ("'10.1.2.3/8' has host bits set (did you mean 10.0.0.0/8?)"); callers
+  // reading data files re-tag them (parse_service_tags gives Exit::kData).
   static Result<Prefix> parse(std::string_view s, bool allow_bare = false);
   std::string str() const;
   friend bool operator==(const Prefix&, const Prefix&) = default;
@@ -91,7 +93,8 @@ class PrefixSet {
   bool normalized_ = true;
 };
 
-// What to add and what to remove to turn one normalized set into another:
+// What to add and what to remove to turn one normalized set into another (both must be
+// normalized):
 // ranges present in exactly one of the two (compared as whole ranges).
 struct RangeDiff {
   std::vector<Range4> add4, del4;
@@ -113,7 +116,7 @@ struct PortRange {
   friend bool operator==(const PortRange&, const PortRange&) = default;
   friend auto operator<=>(const PortRange&, const PortRange&) = default;
 };
-// "443", "80-90", "*" (all ports). Error text names the problem.
+// "443", "80-90", "*" (all ports). Error text names the problem; errors are Exit::kUsage.
 Result<PortRange> parse_port_range(std::string_view s);
 // Sorts and merges overlapping/adjacent ranges.
 std::vector<PortRange> normalize_ports(std::vector<PortRange> ports);

@@ -272,8 +272,10 @@ const ServiceTag* ServiceTags::find(std::string_view name) const {
   const std::string key = lower_ascii(name);
   if (index_.size() == tags.size()) {
     auto it = index_.find(key);
-    if (it == index_.end() || it->second >= tags.size()) return nullptr;
-    return &tags[it->second];
+    if (it == index_.end()) return nullptr;
+    if (it->second < tags.size() && lower_ascii(tags[it->second].name) == key) {
+      return &tags[it->second];
+    }
   }
   // Not indexed (built by hand, or changed since build_index): scan.
   for (const ServiceTag& t : tags) {

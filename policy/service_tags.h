@@ -28,7 +28,8 @@ struct ServiceTags {
   uint64_t change_number = 0;
   std::vector<ServiceTag> tags;
 
-  // Case-insensitive lookup by exact name. nullptr if absent.
+  // Case-insensitive lookup by exact name. nullptr if absent. parse_service_tags builds the
+  // index; call build_index() again after changing `tags` (without an index, find() scans).
   const ServiceTag* find(std::string_view name) const;
   void build_index();
   size_t total_prefixes() const;

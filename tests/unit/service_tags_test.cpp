@@ -301,6 +301,12 @@ TEST(ServiceTags, FindWithoutIndexFallsBackToScan) {
   ASSERT_NE(st.find("storage.WestEurope"), nullptr);
   st.tags.push_back(ServiceTag{"AzureCloud", "", 1, 0, {}});  // index now stale
   ASSERT_NE(st.find("azurecloud"), nullptr);
+  st.build_index();
+  st.tags[0].name = "Sql";  // stale again, same size: never a wrong answer
+  EXPECT_EQ(st.find("storage.westeurope"), nullptr);
+  st.build_index();
+  ASSERT_NE(st.find("SQL"), nullptr);
+  EXPECT_EQ(st.find("SQL")->name, "Sql");
 }
 
 // The fuzzer's seed corpus, replayed in the normal build: every input is either accepted
