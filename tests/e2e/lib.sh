@@ -180,8 +180,18 @@ ix() { ip netns exec "$E2E_INS" "$@"; }   # in the simulated internet
 netsim() { "$E2E_PY" "$E2E_NETSIM" "$@"; }
 # amlfw COMMAND [args] with the generated config, in the host namespace.
 af() { local cmd=$1; shift; hx "$AMLFW" "$cmd" --config "$E2E_CONFIG" "$@"; }
-# Background a command; its pid is recorded for cleanup. Sets E2E_LAST_PID.
-bg() { "$@" & E2E_LAST_PID=$!; E2E_PIDS+=("$E2E_LAST_PID"); }
+# Background a command; its pid is recorded for cleanup. Sets E2E_LAST_PID. hx/ix are
+# expanded here, so that the pid is the program's own (ip netns exec execs it), not a
+# subshell's: a signal sent to E2E_LAST_PID reaches the program.
+bg() {
+  case "$1" in
+    hx) shift; set -- ip netns exec "$E2E_HNS" "$@" ;;
+    ix) shift; set -- ip netns exec "$E2E_INS" "$@" ;;
+  esac
+  "$@" &
+  E2E_LAST_PID=$!
+  E2E_PIDS+=("$E2E_LAST_PID")
+}
 
 wait_for_file() {  # FILE TIMEOUT_S
   local i n
@@ -427,10 +437,9 @@ hold_start() {
   eval "E2E_HOLD_PID_$1=$E2E_LAST_PID"
   wait_for_file "$E2E_TMP/hold.$1.started" 3 || wait_for_file "$E2E_TMP/hold.$1" 1
 }
-hold_stop() {
-  local pid_var="E2E_HOLD_PID_$1"
+hold_stop() {  # (may run in a $(...) subshell: waits for the result file, not the pid)
   touch "$E2E_TMP/hold.$1.stop"
-  wait "${!pid_var}" 2>/dev/null
+  wait_for_file "$E2E_TMP/hold.$1" 5
   cat "$E2E_TMP/hold.$1" 2>/dev/null || echo "FAIL no result"
 }
 
@@ -565,18 +574,19 @@ dns_query() {  # SERVER PORT NAME [TYPE] [--tcp]
   hx "$E2E_PY" "$E2E_NETSIM" dnsq "$1" "$3" --port "$2" --type "${4:-A}" ${5:-} --timeout 2 2>&1
 }
 
+_short() { local s=${1//$'\n'/ | }; [ "${#s}" -gt 120 ] && s="${s:0:117}..."; printf '%s' "$s"; }
 expect_eq() {  # WANT GOT WHAT
-  if [ "$1" = "$2" ]; then ok "$3 = $2"; else bad "$3: want '$1', got '$2'"; fi
+  if [ "$1" = "$2" ]; then ok "$3 = $(_short "$2")"; else bad "$3: want '$(_short "$1")', got '$(_short "$2")'"; fi
 }
 expect_ne() {  # UNWANTED GOT WHAT
-  if [ "$1" != "$2" ]; then ok "$3 ($2)"; else bad "$3: got '$2'"; fi
+  if [ "$1" != "$2" ]; then ok "$3 ($(_short "$2"))"; else bad "$3: got '$(_short "$2")'"; fi
 }
 expect_match() {  # REGEX TEXT WHAT
   if [[ "$2" =~ $1 ]]; then ok "$3"; else bad "$3: '$2' does not match /$1/"; fi
 }
 expect_true() {  # WHAT CMD...  (exit status 0)
   local what=$1; shift
-  if "$@"; then ok "$what"; else bad "$what (command failed: $*)"; fi
+  if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what (command failed: $*)"; fi
 }
 # expect_rc WANT WHAT CMD...: runs CMD, stdout+stderr in $E2E_OUT.
 expect_rc() {

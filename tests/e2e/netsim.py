@@ -377,8 +377,15 @@ def notify(args):
 # ----------------------------------------------------------------------------------- jget
 
 def jget(args):
-    d = json.load(sys.stdin)
-    v = eval(args.expr, {"d": d, "json": json})  # noqa: S307 (test helper, trusted input)
+    try:
+        d = json.load(sys.stdin)
+    except ValueError:
+        return 1  # not JSON (an error message): print nothing, fail
+    try:
+        v = eval(args.expr, {"d": d, "json": json})  # noqa: S307 (test helper, trusted input)
+    except (KeyError, IndexError, TypeError, StopIteration) as e:
+        print(f"jget: {args.expr}: {type(e).__name__} {e}", file=sys.stderr)
+        return 1
     if isinstance(v, (dict, list)):
         print(json.dumps(v))
     elif isinstance(v, bool):

@@ -31,7 +31,7 @@ expect_match "A $(name_v4 conda.anaconda.org)" "$out" "the upstream answers dire
 expect_blocked "$(name_v4 conda.anaconda.org)" 443 tcp "conda.anaconda.org still blocked"
 
 section "allowed names: the answer's addresses are usable at once"
-for name in files.pythonhosted.org repo.anaconda.com conda.anaconda.org download.pytorch.org \
+for name in files.pythonhosted.org repo.anaconda.com conda.anaconda.org download.pytorch.org pytorch.org \
             www.tensorflow.org westeurope.api.azureml.ms abc.notebooks.azure.net x.aznbcontent.net; do
   ask "$name"
   expect_eq "$(name_v4 "$name")" "$ANS" "proxy answer for $name"

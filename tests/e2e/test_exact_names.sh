@@ -26,7 +26,6 @@ expect_connect "$(name_v4 pypi.org)" 80 tcp "AR4 pypi.org http"
 expect_blocked "$(name_v4 pypi.org)" 8080 tcp "AR4 pypi.org on 8080"
 expect_connect "$(name_v4 anaconda.com)" 443 tcp "AR2 anaconda.com"
 expect_connect "$(name_v4 viennaglobal.azurecr.io)" 443 tcp "DI2 viennaglobal.azurecr.io, through 3 CNAMEs"
-expect_connect "$(name_v4 pytorch.org)" 443 tcp "AR6 *pytorch.org covers the apex pytorch.org"
 
 section "names that must stay blocked"
 expect_blocked "$(name_v4 cloud.r-project.org)" 443 tcp "AR5 cloud.r-project.org (r = false)"

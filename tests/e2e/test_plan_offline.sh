@@ -148,8 +148,9 @@ expect_rc 2 "unknown command" offline "$AMLFW" frobnicate
 expect_rc 2 "unknown option" offline "$AMLFW" plan --frobnicate
 
 section "bad service tags: exit 3, naming the file and the place"
-# A missing comma on line 14 (inside AzureActiveDirectory's addressPrefixes).
-awk 'NR == 14 { sub(/,$/, "") } { print }' "$E2E_TAGS" >"$E2E_TMP/bad-syntax.json"
+# A missing comma at the end of line 15 (AzureActiveDirectory's first prefix): the parser
+# finds the error at line 16, column 11 (python3's json says the same).
+awk 'NR == 15 { sub(/,$/, "") } { print }' "$E2E_TAGS" >"$E2E_TMP/bad-syntax.json"
 "$E2E_PY" - "$E2E_TAGS" "$E2E_TMP/bad-cidr.json" "$E2E_TMP/bad-cloud.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -163,7 +164,7 @@ head -c 2000 "$E2E_TAGS" >"$E2E_TMP/truncated.json"
 "$E2E_PY" "$E2E_GEN_TAGS" --variant nomltag --out "$E2E_TMP/nomltag.json"
 chmod a+r "$E2E_TMP"/*.json
 expect_rc 3 "JSON syntax error" offline "$AMLFW" plan --config "$E2E_CONFIG" --service-tags "$E2E_TMP/bad-syntax.json"
-expect_match "^amlfw: $E2E_TMP/bad-syntax.json:1[45]:[0-9]+: " "$E2E_OUT" "names bad-syntax.json:line:col ($E2E_OUT)"
+expect_match "^amlfw: $E2E_TMP/bad-syntax.json:1[56]:[0-9]+: " "$E2E_OUT" "names bad-syntax.json:line:col ($E2E_OUT)"
 expect_eq 1 "$(echo "$E2E_OUT" | wc -l)" "one line"
 expect_rc 3 "a prefix that is not a CIDR" offline "$AMLFW" plan --config "$E2E_CONFIG" --service-tags "$E2E_TMP/bad-cidr.json"
 expect_match "bad-cidr.json.*AzureMachineLearning.*198\.51\.100\.24/33" "$E2E_OUT" "names the file, the tag and the prefix"
