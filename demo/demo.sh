@@ -34,24 +34,28 @@ echo "package sites, dnsmasq answers DNS. Nothing runs in or changes the host's 
 topo_up >/dev/null
 
 # The embedded default configuration (config/amlfw.toml), with only the places changed.
-CFG="$E2E_TMP/amlfw.toml"
-"$E2E_PY" - "$REPO/config/amlfw.toml" "$CFG" "$E2E_TAGS" "$E2E_DNS_V4" "$E2E_TMP" <<'EOF'
+CFG="$E2E_TMP/demo.toml"
+if ! "$E2E_PY" - "$REPO/config/amlfw.toml" "$CFG" "$E2E_TAGS" "$E2E_DNS_V4" "$E2E_TMP" <<'EOF'
 import re, sys
 src, dst, tags, dns, tmp = sys.argv[1:]
 text = open(src).read()
-subs = [
-    (r'(?m)^source = ".*"$', f'source = "{tags}"'),
-    (r'(?m)^upstreams = \[.*\]$', f'upstreams = ["{dns}"]'),
-    (r'(?m)^state_dir = ".*"$', f'state_dir = "{tmp}/state"'),
-    (r'(?m)^runtime_dir = ".*"$', f'runtime_dir = "{tmp}/run"'),
+subs = [  # key -> new value; the line's comment is kept
+    ("source", f'"{tags}"'),
+    ("upstreams", f'["{dns}"]'),
+    ("state_dir", f'"{tmp}/state"'),
+    ("runtime_dir", f'"{tmp}/run"'),
 ]
-for pat, rep in subs:
-    text, n = re.subn(pat, rep, text)
+for key, value in subs:
+    pat = r'(?m)^(' + key + r' = )("[^"]*"|\[[^\]]*\])'
+    text, n = re.subn(pat, lambda m: m.group(1) + value, text)
     if n != 1:
-        sys.exit(f"demo: config/amlfw.toml: expected one line matching {pat}, found {n}")
+        sys.exit(f"demo: config/amlfw.toml: expected one '{key} = ' line, found {n}")
 open(dst, "w").write(text)
 EOF
-[ -s "$CFG" ] || exit 1
+then
+  E2E_FAILED=1
+  exit 1
+fi
 E2E_CONFIG=$CFG
 E2E_PROXY_ADDR=127.0.0.1
 E2E_PROXY_PORT=53
