@@ -18,7 +18,6 @@ Sub-commands (each is run inside a network namespace by lib.sh):
   jget    EXPR         evaluate EXPR (Python, the JSON document is `d`) on stdin's JSON.
 """
 import argparse
-import asyncio
 import errno
 import json
 import os
@@ -32,22 +31,6 @@ _IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux value; Python 3.11 lacks
 
 
 # ---------------------------------------------------------------------------------- serve
-
-class _Echo(asyncio.Protocol):
-    def __init__(self, label):
-        self.label = label
-        self.transport = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-        local = transport.get_extra_info("sockname")
-        peer = transport.get_extra_info("peername")
-        transport.write(
-            f"amlfw-e2e {self.label} dst={_fmt(local)} src={peer[0]}\n".encode())
-
-    def data_received(self, data):
-        self.transport.write(data)
-
 
 class _UdpEcho:
     """UDP echo that answers from the address the datagram was sent to (AnyIP ranges:
@@ -111,6 +94,23 @@ def _split_at(spec):
 
 
 async def _serve(args):
+    import asyncio
+
+    class _Echo(asyncio.Protocol):
+        def __init__(self, label):
+            self.label = label
+            self.transport = None
+
+        def connection_made(self, transport):
+            self.transport = transport
+            local = transport.get_extra_info("sockname")
+            peer = transport.get_extra_info("peername")
+            transport.write(
+                f"amlfw-e2e {self.label} dst={_fmt(local)} src={peer[0]}\n".encode())
+
+        def data_received(self, data):
+            self.transport.write(data)
+
     loop = asyncio.get_running_loop()
     servers = []
     endpoints_tcp = []
@@ -443,6 +443,7 @@ def main():
     p.add_argument("expr")
     args = ap.parse_args()
     if args.cmd == "serve":
+        import asyncio  # only the servers need it (it costs 100+ ms per probe otherwise)
         asyncio.run(_serve(args))
         return 0
     return {"probe": probe, "probes": probes, "watch": watch, "hold": hold, "dnsq": dnsq, "notify": notify, "jget": jget}[
