@@ -356,6 +356,41 @@ def dnsq(args):
     return 0
 
 
+# ----------------------------------------------------------------------------------- dhcp
+
+def dhcp(args):
+    """One DHCPDISCOVER on IFACE (from 0.0.0.0:68 to 255.255.255.255:67, broadcast flag);
+    prints 'offer <yiaddr> from <server>' or 'timeout' / 'error <errno>'."""
+    with open(f"/sys/class/net/{args.iface}/address") as f:
+        mac = bytes.fromhex(f.read().strip().replace(":", ""))
+    xid = random.randrange(1 << 32)
+    pkt = struct.pack(">BBBBIHHIIII", 1, 1, 6, 0, xid, 0, 0x8000, 0, 0, 0, 0)
+    pkt += mac + b"\0" * 10 + b"\0" * 192 + b"\x63\x82\x53\x63"
+    pkt += b"\x35\x01\x01" + b"\x37\x03\x01\x03\x06" + b"\xff"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.iface.encode())
+    s.bind(("0.0.0.0", 68))
+    s.settimeout(args.timeout)
+    start = time.monotonic()
+    try:
+        s.sendto(pkt, ("255.255.255.255", 67))
+        while True:
+            data, addr = s.recvfrom(4096)
+            if len(data) >= 240 and data[0] == 2 and struct.unpack(">I", data[4:8])[0] == xid:
+                yiaddr = socket.inet_ntoa(data[16:20])
+                ms = int((time.monotonic() - start) * 1000)
+                print(f"offer {yiaddr} from {addr[0]} {ms}")
+                return 0
+    except socket.timeout:
+        print("timeout")
+        return 1
+    except OSError as e:
+        print(f"error {errno.errorcode.get(e.errno, e.errno)}")
+        return 1
+
+
 # --------------------------------------------------------------------------------- notify
 
 def notify(args):
@@ -436,6 +471,9 @@ def main():
     p.add_argument("--port", type=int, default=53)
     p.add_argument("--tcp", action="store_true")
     p.add_argument("--timeout", type=float, default=2.0)
+    p = sub.add_parser("dhcp")
+    p.add_argument("iface")
+    p.add_argument("--timeout", type=float, default=3.0)
     p = sub.add_parser("notify")
     p.add_argument("socket")
     p.add_argument("out")
@@ -446,7 +484,7 @@ def main():
         import asyncio  # only the servers need it (it costs 100+ ms per probe otherwise)
         asyncio.run(_serve(args))
         return 0
-    return {"probe": probe, "probes": probes, "watch": watch, "hold": hold, "dnsq": dnsq, "notify": notify, "jget": jget}[
+    return {"probe": probe, "probes": probes, "watch": watch, "hold": hold, "dnsq": dnsq, "dhcp": dhcp, "notify": notify, "jget": jget}[
         args.cmd](args) or 0
 
 
