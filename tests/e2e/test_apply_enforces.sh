@@ -67,4 +67,18 @@ section "the whole matrix: every block's sample address x ports, as the plan say
 plan_json "$E2E_TMP/plan.json" || bad "plan --format json: $(cat "$E2E_TMP/plan.json.err")"
 check_matrix "$E2E_TMP/plan.json" base egress
 
+section "catalog 2026-03 (UDP 5831, 8787/18881, BatchNodeManagement.region outbound, MCR)"
+CFG_CATALOG=2026-03 write_config "$E2E_CONFIG"
+expect_rc 0 "amlfw apply (2026-03)" af apply
+expect_connect "$E2E_AML_WE_V4" 5831 udp "AzureMachineLearning UDP 5831"
+expect_connect "$E2E_AML_X_V6" 5831 udp "AzureMachineLearning UDP 5831, IPv6"
+expect_connect "$E2E_AML_WE_V4" 8787 tcp "AzureMachineLearning 8787"
+expect_connect "$E2E_BNM_WE_V4" 443 tcp "BatchNodeManagement.WestEurope outbound 443"
+expect_connect "$E2E_BNM_WE_V4" 443 udp "BatchNodeManagement.WestEurope outbound 443 (proto any: UDP too)"
+expect_blocked "$E2E_BNM_EUS_V4" 443 tcp "BatchNodeManagement of another region"
+expect_blocked "$E2E_AAD_V4" 8080 tcp "AzureActiveDirectory is 80 and 443 only in 2026-03"
+expect_blocked "$E2E_UNLISTED_V4" 5831 udp "unlisted UDP 5831"
+plan_json "$E2E_TMP/plan2026.json" || bad "plan --format json: $(cat "$E2E_TMP/plan2026.json.err")"
+check_matrix "$E2E_TMP/plan2026.json" base egress
+
 e2e_finish
