@@ -18,18 +18,13 @@ long double removed_size(const std::vector<R>& a, const std::vector<R>& b, long 
     auto lo = r.lo;
     while (j < b.size() && b[j].hi < lo) ++j;
     size_t k = j;
-    bool done = false;
-    while (!done) {
-      if (k >= b.size() || b[k].lo > r.hi) {
+    while (true) {
+      if (k >= b.size() || b[k].lo > r.hi) {  // the rest of r is gone
         removed += static_cast<long double>(r.hi - lo) + 1;
-        done = true;
         break;
       }
       if (b[k].lo > lo) removed += static_cast<long double>(b[k].lo - lo);
-      if (b[k].hi >= r.hi) {
-        done = true;
-        break;
-      }
+      if (b[k].hi >= r.hi) break;  // covered to the end
       lo = b[k].hi + 1;
       ++k;
     }
@@ -61,8 +56,10 @@ std::vector<TagShrink> shrinking_tags(const ServiceTags& before, const ServiceTa
       continue;
     }
     long double t4 = 0, t6 = 0;
-    const double s4 = share(removed_size(b->prefixes.v4(), n->prefixes.v4(), &t4), t4);
-    const double s6 = share(removed_size(b->prefixes.v6(), n->prefixes.v6(), &t6), t6);
+    const long double r4 = removed_size(b->prefixes.v4(), n->prefixes.v4(), &t4);
+    const long double r6 = removed_size(b->prefixes.v6(), n->prefixes.v6(), &t6);
+    const double s4 = share(r4, t4);
+    const double s6 = share(r6, t6);
     const double s = std::max(s4, s6);
     if (s > max_share) out.push_back({b->name, s});
   }

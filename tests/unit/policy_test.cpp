@@ -341,7 +341,9 @@ TEST(Target, Forms) {
                           "bad host:80"}) {
     auto r = parse_target(bad);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.error().code, Exit::kUsage);
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().code, Exit::kUsage);
+    }
   }
 }
 
@@ -358,7 +360,9 @@ TEST(PlanJson, ShapeOfTheContract) {
     EXPECT_EQ(kinds, 1) << r.dump();
     EXPECT_TRUE(r["direction"] == "egress" || r["direction"] == "ingress");
     EXPECT_TRUE(r["ports"].is_array());
-    if (r.contains("service_tag")) EXPECT_TRUE(r["prefixes"].is_number());
+    if (r.contains("service_tag")) {
+      EXPECT_TRUE(r["prefixes"].is_number());
+    }
   }
 }
 
