@@ -123,10 +123,16 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     for (const auto& cd : d->chains) {
       ChainState cs;
       cs.input = cd.hooknum == NF_INET_LOCAL_IN;
+      cs.nat = cd.type == "nat";
       cur.chains[cd.name] = cs;
       unknown_chains.insert(cd.name);
-      const bool ok = cd.base && cd.type == "filter" && cd.prio == 0 &&
-                      (cd.hooknum == NF_INET_LOCAL_IN || cd.hooknum == NF_INET_LOCAL_OUT);
+      // Kept (flushed) only when it is the base chain we would create under that name.
+      bool ok = false;
+      for (const auto& c : want.chains) {
+        if (c.name != cd.name) continue;
+        ok = cd.base && cd.type == (c.nat ? "nat" : "filter") && cd.prio == (c.nat ? kNftNatPriority : 0) &&
+             cd.hooknum == static_cast<uint32_t>(c.input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
+      }
       if (!ok) bad_chains.insert(cd.name);
     }
   } else {
@@ -138,12 +144,13 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   std::map<std::string, const NftChainSpec*> want_chains;
   for (const auto& c : want.chains) {
     want_chains[c.name] = &c;
-    next.chains[c.name] = ChainState{c.input, rule_texts(c)};
+    next.chains[c.name] = ChainState{c.input, c.nat, rule_texts(c)};
   }
   bool chains_change = !exists || !unknown_chains.empty() || cur.chains.size() != next.chains.size();
   for (const auto& [name, c] : next.chains) {
     auto it = cur.chains.find(name);
-    if (it == cur.chains.end() || it->second.input != c.input || it->second.rule_texts != c.rule_texts) {
+    if (it == cur.chains.end() || it->second.input != c.input || it->second.nat != c.nat ||
+        it->second.rule_texts != c.rule_texts) {
       chains_change = true;
     }
   }
@@ -157,7 +164,8 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     report_.rules_rewritten = true;
     for (const auto& [name, c] : cur.chains) {
       auto it = want_chains.find(name);
-      if (it == want_chains.end() || bad_chains.count(name) || it->second->input != c.input) {
+      if (it == want_chains.end() || bad_chains.count(name) || it->second->input != c.input ||
+          it->second->nat != c.nat) {
         b.delete_chain(name);
       } else {
         b.flush_chain(name);

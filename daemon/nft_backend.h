@@ -51,6 +51,7 @@ class NftBackend final : public Enforcer {
   };
   struct ChainState {
     bool input = false;
+    bool nat = false;
     std::vector<std::string> rule_texts;
   };
   struct State {

@@ -156,7 +156,7 @@ void NftBatch::delete_table() {
 }
 
 void NftBatch::add_chain(const NftChainSpec& c) {
-  auto ch = nft_build_chain(c.name, c.input);
+  auto ch = nft_build_chain(c);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_NEWCHAIN, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, ++seq_);
   nftnl_chain_nlmsg_build_payload(nlh, ch.get());
   commit({seq_, NFT_MSG_NEWCHAIN, "add chain " + quoted(c.name)});

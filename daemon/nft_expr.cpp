@@ -10,6 +10,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include <cstring>
@@ -165,6 +166,21 @@ void match(nftnl_rule* r, const NftMatch& m, const NftMakeSet& make_set) {
     case NftMatch::Kind::kDports:
       ports_match(r, m.ports, make_set);
       return;
+    case NftMatch::Kind::kMarkNot: {
+      meta_load(r, NFT_META_MARK);
+      cmp(r, NFT_CMP_NEQ, &m.mark, 4);
+      return;
+    }
+    case NftMatch::Kind::kAddrNotPrefix: {
+      // Byte-aligned prefixes only (127.0.0.0/8, ::1/128): nft loads just the prefix bytes.
+      uint8_t bytes[16];
+      m.addr.to_bytes(bytes);
+      const uint32_t len = m.value / 8;
+      const uint32_t offset = m.v6 ? (m.src ? 8 : 24) : (m.src ? 12 : 16);
+      payload(r, NFT_PAYLOAD_NETWORK_HEADER, offset, len);
+      cmp(r, NFT_CMP_NEQ, bytes, len);
+      return;
+    }
     case NftMatch::Kind::kIcmpTypes: {
       payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
       if (m.types.size() == 1) {
@@ -221,6 +237,27 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
       add(r, e);
       break;
     }
+    case NftVerdict::kDnat: {
+      uint8_t addr[16];
+      spec.nat_addr.to_bytes(addr);
+      nftnl_expr* e = nftnl_expr_alloc("immediate");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+      nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, addr, spec.nat_addr.v6 ? 16 : 4);
+      add(r, e);
+      uint16_t port = htons(spec.nat_port);
+      e = nftnl_expr_alloc("immediate");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_2);
+      nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &port, 2);
+      add(r, e);
+      e = nftnl_expr_alloc("nat");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, spec.nat_addr.v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_PROTO_SPECIFIED);
+      add(r, e);
+      break;
+    }
   }
   if (!spec.comment.empty()) {
     nftnl_udata_buf* ud = nftnl_udata_buf_alloc(256);
@@ -231,15 +268,17 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
   return rule;
 }
 
-NftnlChain nft_build_chain(std::string_view chain, bool input) {
+NftnlChain nft_build_chain(const NftChainSpec& spec) {
+  const std::string_view chain = spec.name;
+  const bool input = spec.input;
   NftnlChain c(nftnl_chain_alloc());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(chain).c_str());
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
-  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, 0);
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_DROP);
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
+  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.nat ? kNftNatPriority : 0);
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, spec.nat ? NF_ACCEPT : NF_DROP);
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, spec.nat ? "nat" : "filter");
   return c;
 }
 

@@ -54,7 +54,8 @@ struct NftAnonSet {
 using NftMakeSet = std::function<uint32_t(const NftAnonSet&)>;
 
 NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& r, const NftMakeSet& make_set);
-NftnlChain nft_build_chain(std::string_view chain, bool input);
+inline constexpr int32_t kNftNatPriority = -100;  // NF_IP_PRI_NAT_DST
+NftnlChain nft_build_chain(const NftChainSpec& c);
 NftnlTable nft_build_table();
 // A named set of the table (no elements).
 NftnlSet nft_build_set(const NftSetSpec& s, uint32_t set_id);

@@ -250,13 +250,55 @@ std::vector<const PortGroup*> nft_active_groups(const Policy& p, const std::vect
   return out;
 }
 
+bool nft_parse_listen(std::string_view s, IpAddr* addr, uint16_t* port) {
+  std::string_view host = s;
+  std::string_view port_text;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos) return false;
+    host = s.substr(1, close - 1);
+    std::string_view rest = s.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port_text = rest.substr(1);
+    }
+  } else if (std::count(s.begin(), s.end(), ':') == 1) {
+    auto colon = s.find(':');
+    host = s.substr(0, colon);
+    port_text = s.substr(colon + 1);
+  }
+  auto a = IpAddr::parse(host);
+  if (!a) return false;
+  uint32_t n = 53;
+  if (!port_text.empty()) {
+    n = 0;
+    for (char c : port_text) {
+      if (c < '0' || c > '9' || n > 65535) return false;
+      n = n * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (n == 0 || n > 65535 || port_text.size() > 5) return false;
+  }
+  *addr = *a;
+  *port = static_cast<uint16_t>(n);
+  return true;
+}
+
 std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups) {
   const auto active = nft_active_groups(p, groups);
   std::vector<NftChainSpec> chains;
+  IpAddr proxy;
+  uint16_t proxy_port = 53;
+  const bool redirect = p.dns_redirect && nft_parse_listen(p.dns_listen, &proxy, &proxy_port);
 
   NftChainSpec out;
   out.name = std::string(kNftOutputChain);
   base_rules(false, &out.rules);
+  if (redirect) {
+    // Redirected DNS reaches the filter with the proxy as destination, on the original oif.
+    out.rules.push_back(accept_rule({nfproto(proxy.v6), addr_eq(proxy, false), m(NftMatch::Kind::kL4protoTcpUdp),
+                                     dports({PortRange{proxy_port, proxy_port}})},
+                                    "dns-proxy"));
+  }
   if (p.platform_azure) {
     IpAddr wire = IpAddr::v4addr(kWireServer);
     out.rules.push_back(accept_rule({nfproto(false), addr_eq(wire, false), m(NftMatch::Kind::kL4protoTcpUdp),
@@ -294,6 +336,29 @@ std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<Por
     }
     end_rules(p, &in.rules);
     chains.push_back(std::move(in));
+  }
+
+  if (redirect) {
+    // Every local DNS packet of the proxy's family goes to the proxy, except the proxy's own
+    // queries (marked kDnsProxyMark) and those already for loopback.
+    NftChainSpec nat;
+    nat.name = std::string(kNftDnsRedirectChain);
+    nat.nat = true;
+    NftMatch mark = m(NftMatch::Kind::kMarkNot);
+    mark.mark = kDnsProxyMark;
+    NftMatch not_lo = m(NftMatch::Kind::kAddrNotPrefix);
+    not_lo.v6 = proxy.v6;
+    not_lo.addr = proxy.v6 ? IpAddr::v6addr(1) : IpAddr::v4addr(0x7f000000);
+    not_lo.value = proxy.v6 ? 128 : 8;
+    NftRuleSpec r;
+    r.matches = {nfproto(proxy.v6), not_lo, mark, m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{53, 53}})};
+    r.counter = true;
+    r.verdict = NftVerdict::kDnat;
+    r.nat_addr = proxy;
+    r.nat_port = proxy_port;
+    r.comment = "dns-redirect";
+    nat.rules.push_back(std::move(r));
+    chains.push_back(std::move(nat));
   }
   return chains;
 }
@@ -383,6 +448,18 @@ std::string nft_rule_text(const NftRuleSpec& r) {
         }
         break;
       }
+      case NftMatch::Kind::kMarkNot: {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "meta mark != 0x%08x", x.mark);
+        word(buf);
+        break;
+      }
+      case NftMatch::Kind::kAddrNotPrefix: {
+        const bool host = x.value == (x.v6 ? 128 : 32);
+        word(std::string(x.v6 ? "ip6 " : "ip ") + (x.src ? "saddr != " : "daddr != ") + x.addr.str() +
+             (host ? "" : "/" + std::to_string(x.value)));
+        break;
+      }
       case NftMatch::Kind::kIcmpTypes: {
         std::string s = x.v6 ? "icmpv6 type " : "icmp type ";
         if (x.types.size() == 1) {
@@ -407,6 +484,10 @@ std::string nft_rule_text(const NftRuleSpec& r) {
     case NftVerdict::kAccept: word("accept"); break;
     case NftVerdict::kRejectTcpReset: word("reject with tcp reset"); break;
     case NftVerdict::kRejectIcmpx: word("reject with icmpx admin-prohibited"); break;
+    case NftVerdict::kDnat:
+      word(r.nat_addr.v6 ? "dnat ip6 to [" + r.nat_addr.str() + "]:" + std::to_string(r.nat_port)
+                         : "dnat ip to " + r.nat_addr.str() + ":" + std::to_string(r.nat_port));
+      break;
   }
   if (!r.comment.empty()) word("comment \"" + r.comment + "\"");
   return out;
@@ -424,7 +505,11 @@ std::string render_nft(const Policy& p, const std::vector<PortGroup>& groups) {
   for (size_t i = 0; i < t.chains.size(); ++i) {
     const auto& c = t.chains[i];
     out += "\tchain " + c.name + " {\n";
-    out += std::string("\t\ttype filter hook ") + (c.input ? "input" : "output") + " priority filter; policy drop;\n";
+    if (c.nat) {
+      out += "\t\ttype nat hook output priority -100; policy accept;\n";
+    } else {
+      out += std::string("\t\ttype filter hook ") + (c.input ? "input" : "output") + " priority filter; policy drop;\n";
+    }
     for (const auto& r : c.rules) out += "\t\t" + nft_rule_text(r) + "\n";
     out += "\t}\n";
     if (i + 1 < t.chains.size()) out += "\n";

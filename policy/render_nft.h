@@ -27,6 +27,10 @@ inline constexpr uint32_t kNftLogRatePerSecond = 10;
 inline constexpr uint32_t kNftLogBurst = 5;              // nft's default burst
 inline constexpr size_t kNftCommentMax = 127;            // nft limits comments to 128 bytes with NUL
 inline constexpr uint32_t kLoopbackIfindex = 1;          // "lo" is ifindex 1 in every namespace
+inline constexpr std::string_view kNftDnsRedirectChain = "dns_redirect";
+// With dns.redirect, DNS packets carrying this mark (SO_MARK) are not redirected: the DNS
+// proxy marks the sockets it uses to ask the upstream resolvers.
+inline constexpr uint32_t kDnsProxyMark = 0x616d6c66;  // "amlf"
 
 // Set names of a port group: p4_/p6_ (prefixes, interval sets), n4_/n6_ (learned, timeout sets).
 std::string nft_prefix_set_name(std::string_view group, bool v6);
@@ -76,6 +80,8 @@ struct NftMatch {
     kPorts,            // th sport 68 th dport 67            (sport, dport): one 4-byte compare
     kDports,           // th dport P | P-Q | { ... }         (ports, never all ports)
     kIcmpTypes,        // icmp|icmpv6 type X | { ... }       (v6, types)
+    kMarkNot,          // meta mark != MARK                  (mark)
+    kAddrNotPrefix,    // ip daddr != 127.0.0.0/8 | ip6 daddr != ::1  (addr, value = prefix length)
   };
   Kind kind = Kind::kOifLo;
   uint8_t value = 0;
@@ -86,6 +92,7 @@ struct NftMatch {
   uint16_t sport = 0, dport = 0;
   std::vector<PortRange> ports;
   std::vector<uint8_t> types;
+  uint32_t mark = 0;
 };
 
 enum class NftVerdict : uint8_t {
@@ -93,6 +100,7 @@ enum class NftVerdict : uint8_t {
   kAccept,
   kRejectTcpReset,  // reject with tcp reset (needs meta l4proto tcp before)
   kRejectIcmpx,     // reject with icmpx admin-prohibited
+  kDnat,            // dnat ip|ip6 to ADDR:PORT (nat chains)
 };
 
 struct NftRuleSpec {
@@ -102,17 +110,22 @@ struct NftRuleSpec {
   bool counter = false;
   NftVerdict verdict = NftVerdict::kAccept;
   std::string comment;        // "" = none
+  IpAddr nat_addr;            // kDnat
+  uint16_t nat_port = 0;
 };
 
 struct NftChainSpec {
   std::string name;
   bool input = false;         // hook input (else output); type filter, priority filter (0), policy drop
+  bool nat = false;           // type nat hook output priority -100, policy accept (dns.redirect)
   std::vector<NftRuleSpec> rules;
 };
+// "127.0.0.1:53", "[::1]:53", "::1" (port 53): the DNS proxy's address; false if unparsable.
+bool nft_parse_listen(std::string_view s, IpAddr* addr, uint16_t* port);
 
 struct NftTableSpec {
   std::vector<NftSetSpec> sets;      // in creation order
-  std::vector<NftChainSpec> chains;  // output, then input when inbound_enforce
+  std::vector<NftChainSpec> chains;  // output, input when inbound_enforce, dns_redirect when dns_redirect
 };
 
 // The whole table for a policy. The result points into `groups` (NftSetSpec::prefixes):

@@ -124,6 +124,16 @@ in_ns2 nft list table inet amlfw >"$WORK/list.render"
 check "apply and nft -f of render_nft list the same table (rules included)" cmp -s "$WORK/list.apply" "$WORK/list.render"
 check "input chain present with inbound enforcement" grep -q "chain input" "$WORK/list.apply"
 in_ns2 nft delete table inet amlfw
+# dns.redirect: a nat chain, rendered and programmed alike.
+printf 'redirect 127.0.0.1:5353\n' | cat - "$WORK/a.spec" >"$WORK/redir.spec"
+"$TOOL" render "$WORK/redir.spec" >"$WORK/redir.nft"
+in_ns2 nft -f "$WORK/redir.nft"
+in_ns2 nft list table inet amlfw >"$WORK/redir.render"
+in_ns2 nft delete table inet amlfw
+in_ns "$TOOL" apply "$WORK/redir.spec" >/dev/null
+in_ns nft list table inet amlfw >"$WORK/redir.apply"
+check "dns redirect: apply and render_nft list the same table" cmp -s "$WORK/redir.apply" "$WORK/redir.render"
+check "dns redirect: nat chain present" grep -q "type nat hook output priority -100; policy accept;" "$WORK/redir.apply"
 
 # ---- a second apply of the same policy sends nothing; toggling inbound rewrites rules ----
 out="$(in_ns "$TOOL" apply "$WORK/in.spec" "$WORK/in.spec" "$WORK/a.spec" | tail -2)"
@@ -202,6 +212,29 @@ check "a learned address is allowed" [ "$(connect 203.0.113.200 443)" = timeout 
 check "deny counter counted" bash -c "ip netns exec $NS nft list chain inet amlfw output | grep -Eq 'counter packets [1-9][0-9]* bytes [0-9]+ reject with tcp reset'"
 in_ns "$TOOL" apply "$WORK/audit.spec" >/dev/null
 check "audit mode lets a denied destination out" [ "$(connect 203.0.113.9 444)" = timeout ]
+
+# ---- dns.redirect: unmarked DNS goes to the proxy, the proxy's marked queries do not --------
+in_ns "$TOOL" apply "$WORK/redir.spec" >/dev/null
+udp_probe() {  # udp_probe MARK -> "redirected" when the listener on 127.0.0.1:5353 got it
+  ip netns exec "$NS" python3 - "$1" <<'PY'
+import socket, sys, threading
+mark = int(sys.argv[1], 0)
+srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+srv.bind(("127.0.0.1", 5353))
+srv.settimeout(1.5)
+cli = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if mark:
+    cli.setsockopt(socket.SOL_SOCKET, 36, mark)  # SO_MARK
+cli.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01", ("192.0.2.53", 53))
+try:
+    data, _ = srv.recvfrom(512)
+    print("redirected" if data[:2] == b"\x12\x34" else "other")
+except socket.timeout:
+    print("not-redirected")
+PY
+}
+check "dns redirect: an unmarked DNS query reaches the proxy" [ "$(udp_probe 0)" = redirected ]
+check "dns redirect: the proxy's marked query goes to the upstream" [ "$(udp_probe 0x616d6c66)" = not-redirected ]
 
 # ---- flush ------------------------------------------------------------------------------
 out="$(in_ns "$TOOL" flush)"

@@ -69,6 +69,7 @@ struct Spec {
 };
 
 // Lines: `mode enforce|audit`, `inbound 0|1`, `platform 0|1`, `dns ADDR`, `dnsport N`,
+// `redirect LISTEN` (dns.redirect to the proxy at LISTEN),
 // `group egress|ingress tcp|udp|any PORTS[,PORTS] [names] [ids=A,B]` (starts a group),
 // `prefix CIDR`, `gen4 COUNT SEED CHANGESEED PERMILLE`, `gen6 ...` (add to the group).
 inline Result<Spec> parse_spec(std::istream& in, const std::string& where) {
@@ -100,6 +101,9 @@ inline Result<Spec> parse_spec(std::istream& in, const std::string& where) {
       auto a = IpAddr::parse(v);
       if (!a) return err("bad address " + v);
       s.policy.dns_upstreams.push_back(*a);
+    } else if (k == "redirect") {
+      ls >> s.policy.dns_listen;
+      s.policy.dns_redirect = true;
     } else if (k == "dnsport") {
       int v = 53;
       ls >> v;

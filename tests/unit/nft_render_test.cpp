@@ -150,3 +150,45 @@ TEST(RenderNft, SpecPointsIntoGroupsAndListsSetsInOrder) {
 
 }  // namespace
 }  // namespace amlfw
+
+namespace amlfw {
+namespace {
+
+TEST(RenderNft, ParseListen) {
+  IpAddr a;
+  uint16_t port = 0;
+  ASSERT_TRUE(nft_parse_listen("127.0.0.1:53", &a, &port));
+  EXPECT_EQ(a, *IpAddr::parse("127.0.0.1"));
+  EXPECT_EQ(port, 53);
+  ASSERT_TRUE(nft_parse_listen("[::1]:5353", &a, &port));
+  EXPECT_EQ(a, *IpAddr::parse("::1"));
+  EXPECT_EQ(port, 5353);
+  ASSERT_TRUE(nft_parse_listen("::1", &a, &port));
+  EXPECT_EQ(port, 53);
+  EXPECT_FALSE(nft_parse_listen("127.0.0.1:0", &a, &port));
+  EXPECT_FALSE(nft_parse_listen("127.0.0.1:70000", &a, &port));
+  EXPECT_FALSE(nft_parse_listen("localhost:53", &a, &port));
+  EXPECT_FALSE(nft_parse_listen("[::1", &a, &port));
+}
+
+TEST(RenderNft, DnsRedirectAddsNatChainAndProxyAccept) {
+  Policy p = base_policy();
+  p.dns_listen = "127.0.0.1:53";
+  std::string t = render_nft(p, {});
+  EXPECT_EQ(t.find("dns_redirect"), std::string::npos);  // off by default
+  p.dns_redirect = true;
+  t = render_nft(p, {});
+  EXPECT_NE(t.find("chain dns_redirect {"), std::string::npos);
+  EXPECT_TRUE(has_line(t, "\ttype nat hook output priority -100; policy accept;"));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr != 127.0.0.0/8 meta mark != 0x616d6c66 meta l4proto { tcp, udp } "
+                          "th dport 53 counter dnat ip to 127.0.0.1:53 comment \"dns-redirect\""));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr 127.0.0.1 meta l4proto { tcp, udp } th dport 53 counter accept "
+                          "comment \"dns-proxy\""));
+  p.dns_listen = "[::1]:5353";
+  t = render_nft(p, {});
+  EXPECT_NE(t.find("ip6 daddr != ::1 meta mark"), std::string::npos);
+  EXPECT_NE(t.find("dnat ip6 to [::1]:5353"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace amlfw
