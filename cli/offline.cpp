@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "daemon/inputs.h"
+#include "daemon/kernel_probe.h"
 #include "daemon/tag_source.h"
 #include "policy/catalog.h"
 #include "policy/render.h"
@@ -110,17 +111,21 @@ int cmd_catalog(const Options& o) {
 int cmd_version(const Options& o) {
   struct utsname u {};
   uname(&u);
+  const auto features = probe_kernel();
   if (o.format == "json") {
     nlohmann::json j;
     j["version"] = AMLFW_VERSION;
     j["catalog_revisions"] = catalog_revisions();
     j["kernel"] = std::string(u.release);
+    for (const auto& f : features) j["kernel_features"][f.name] = {{"present", f.present}, {"detail", f.detail}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::cout << "amlfw " << AMLFW_VERSION << "\ncatalog revisions:";
   for (const auto& r : catalog_revisions()) std::cout << " " << r;
   std::cout << "\nkernel " << u.release << "\n";
+  for (const auto& f : features)
+    std::cout << "  " << (f.present ? "yes " : "no  ") << f.name << ": " << f.detail << "\n";
   return 0;
 }
 
