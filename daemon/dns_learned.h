@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+// What the DNS proxy taught the kernel: every (group, address) with its expiry.
+//
+// DnsLearner turns one answer into one Enforcer::learn() call (SPEC guarantee 6): the
+// groups of the rules matching the question, the A/AAAA of the answer filtered by
+// plan_learning (special-use addresses, the per-name bound), the total bound
+// (dns.max_learned), each with lifetime clamp(ttl, min_ttl, max_ttl) + grace. It keeps the
+// table of what is learned (for the bounds, for renewals and for the state file) and
+// counts every refusal.
+//
+// The state file (state_dir/learned-addresses) keeps the table across restarts and
+// reboots: a versioned text file written atomically (temp file, fsync, rename, fsync of the
+// directory). A corrupt or foreign file is reported and ignored, never half-used.
+//
+//   amlfw-learned-addresses 1
+//   <unix expiry seconds> <group> <address>
+//   ...
+//   end <entry count>
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "daemon/enforcer.h"
+#include "daemon/learn.h"
+#include "policy/net.h"
+#include "policy/result.h"
+
+namespace amlfw {
+
+inline constexpr std::string_view kLearnedStateFile = "learned-addresses";
+inline constexpr std::string_view kLearnedStateMagic = "amlfw-learned-addresses 1";
+
+struct LearnedEntry {
+  std::string group;
+  IpAddr addr;
+  int64_t expires_unix_s = 0;  // wall clock
+  friend bool operator==(const LearnedEntry&, const LearnedEntry&) = default;
+};
+
+// The state file: write atomically / read strictly. Reading a file that does not exist is
+// an empty list; any other problem is an error naming the file, the line and the fix.
+Status write_learned_file(const std::string& path, const std::vector<LearnedEntry>& entries);
+Result<std::vector<LearnedEntry>> read_learned_file(const std::string& path);
+
+struct DnsLearnStats {
+  uint64_t answers_learned = 0;   // answers that went to the kernel
+  uint64_t addrs_learned = 0;     // (group, address) added or renewed
+  uint64_t renewals_skipped = 0;  // already alive long enough (within renew_slack)
+  uint64_t refused_special = 0;   // special-use answers (rebinding)
+  uint64_t over_name_bound = 0;   // beyond dns.max_addresses_per_name
+  uint64_t over_total_bound = 0;  // beyond dns.max_learned
+  uint64_t learn_failures = 0;    // Enforcer::learn refused: the client got SERVFAIL
+};
+
+class DnsLearner {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using GroupsFn = std::function<std::vector<std::string>(std::string_view name)>;
+  // Called once per bound hit ("what, name"); the daemon logs it (rate-limited there).
+  using NoticeFn = std::function<void(const std::string& line)>;
+
+  // `enforcer` must outlive the learner.
+  DnsLearner(Enforcer& enforcer, GroupsFn groups, LearnLimits limits, uint32_t max_learned);
+
+  void set_limits(LearnLimits limits, uint32_t max_learned);
+  void set_groups(GroupsFn groups) { groups_ = std::move(groups); }
+  void set_notice(NoticeFn n) { notice_ = std::move(n); }
+  // An address already alive for at least (lifetime - slack) is not sent again.
+  void set_renew_slack(std::chrono::milliseconds s) { renew_slack_ = s; }
+
+  // The name-set groups for a question name ("" or no match: empty).
+  std::vector<std::string> groups_for(std::string_view name) const { return groups_(name); }
+  // Programs what the answer teaches and returns only when the kernel has it. An error
+  // means the kernel refused it: the caller must not release the answer. Bounds and
+  // refused addresses are not errors (counted, noticed).
+  Status learn(std::string_view name, const std::vector<std::string>& groups,
+               const std::vector<std::pair<IpAddr, uint32_t>>& answers);
+
+  // Re-learns entries from the state file with their remaining lifetime. Entries of
+  // groups not in `live_groups`, expired ones and those beyond the total bound are skipped.
+  // Returns how many went to the kernel.
+  Result<size_t> restore(const std::vector<LearnedEntry>& entries, const std::vector<std::string>& live_groups);
+
+  // Forgets expired entries; returns how many.
+  size_t prune();
+  // The table as state-file entries (wall-clock expiry), sorted.
+  std::vector<LearnedEntry> snapshot() const;
+  size_t size() const { return table_.size(); }
+  bool dirty() const { return dirty_; }
+  void clear_dirty() { dirty_ = false; }
+  const DnsLearnStats& stats() const { return stats_; }
+  // Expiry of (group, addr), if known.
+  std::optional<Clock::time_point> expiry(const std::string& group, const IpAddr& a) const;
+
+ private:
+  struct Key {
+    uint32_t group = 0;
+    IpAddr addr;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const noexcept {
+      const uint64_t lo = static_cast<uint64_t>(k.addr.value), hi = static_cast<uint64_t>(k.addr.value >> 64);
+      return std::hash<uint64_t>()(lo * 0x9e3779b97f4a7c15ULL ^ hi ^ (uint64_t{k.group} << 1 | k.addr.v6));
+    }
+  };
+  uint32_t group_index(const std::string& g);
+  void notice(const std::string& line);
+
+  Enforcer& enforcer_;
+  GroupsFn groups_;
+  NoticeFn notice_;
+  LearnLimits limits_;
+  uint32_t max_learned_;
+  std::chrono::milliseconds renew_slack_{1000};
+  std::vector<std::string> group_names_;
+  std::unordered_map<std::string, uint32_t> group_ids_;
+  std::unordered_map<Key, Clock::time_point, KeyHash> table_;
+  bool dirty_ = false;
+  DnsLearnStats stats_;
+};
+
+}  // namespace amlfw
