@@ -162,13 +162,14 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   }
   if (chains_change) {
     report_.rules_rewritten = true;
+    // Flush every chain first: that also drops jumps between chains, so the deletions
+    // below never meet a chain still referenced.
+    for (const auto& [name, c] : cur.chains) b.flush_chain(name);
     for (const auto& [name, c] : cur.chains) {
       auto it = want_chains.find(name);
       if (it == want_chains.end() || bad_chains.count(name) || it->second->input != c.input ||
           it->second->nat != c.nat) {
         b.delete_chain(name);
-      } else {
-        b.flush_chain(name);
       }
     }
   }

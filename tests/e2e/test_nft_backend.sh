@@ -135,6 +135,26 @@ in_ns nft list table inet amlfw >"$WORK/redir.apply"
 check "dns redirect: apply and render_nft list the same table" cmp -s "$WORK/redir.apply" "$WORK/redir.render"
 check "dns redirect: nat chain present" grep -q "type nat hook output priority -100; policy accept;" "$WORK/redir.apply"
 
+# ---- adoption repairs a table of the wrong shape in one batch ------------------------------
+in_ns2 nft -f - <<'EOF2'
+table inet amlfw {
+  set p4_e_tcp_443 { type ipv4_addr; elements = { 192.0.2.1 } }
+  set p6_e_tcp_443 { type ipv6_addr; flags interval; elements = { 2001:db8::/64, 2001:db8:0:1::/64 } }
+  set stale { type ipv4_addr; }
+  chain foo { ip daddr @stale accept; }
+  chain output { type filter hook output priority 5; policy accept; ip daddr @p4_e_tcp_443 jump foo; }
+}
+EOF2
+out="$(in_ns2 "$TOOL" apply "$WORK/a.spec")"
+check "adoption of a wrong-shaped table succeeds in one batch" [ "$(field adopted "$out")" = 1 -a "$(field created "$out")" = 0 ]
+in_ns2 nft -j list table inet amlfw | sets_json >"$WORK/repaired.sets"
+"$TOOL" render "$WORK/a.spec" >"$WORK/a.nft"
+in_ns2 nft delete table inet amlfw
+in_ns2 nft -f "$WORK/a.nft"
+in_ns2 nft -j list table inet amlfw | sets_json >"$WORK/a.sets"
+check "the repaired table holds exactly the policy's sets" cmp -s "$WORK/repaired.sets" "$WORK/a.sets"
+in_ns2 nft delete table inet amlfw
+
 # ---- a second apply of the same policy sends nothing; toggling inbound rewrites rules ----
 out="$(in_ns "$TOOL" apply "$WORK/in.spec" "$WORK/in.spec" "$WORK/a.spec" | tail -2)"
 check "re-applying the same policy sends no batch" [ "$(field nothing "$(head -1 <<<"$out")")" = 1 ]
