@@ -2,9 +2,12 @@
 // Command-line front end: option parsing and the commands of SPEC.md.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "policy/config.h"
 #include "policy/policy.h"
@@ -47,5 +50,11 @@ int cmd_run(const Options& o);
 int cmd_status(const Options& o);
 int cmd_reload(const Options& o);
 int cmd_check(const Options& o);
+int cmd_restore(const Options& o);  // the last good state of state_dir, no network (boot)
+
+// The running daemon's reply to one control request ("ok" removed), from the control socket
+// of --config's paths.runtime_dir. Errors: unreachable, refused, or the daemon's own error.
+Result<nlohmann::json> ask_daemon(const Options& o, const nlohmann::json& request, std::chrono::milliseconds timeout);
+std::string status_table(const nlohmann::json& status);
 
 }  // namespace amlfw::cli

@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  explain   TARGET: IP, IP:PORT, [IPv6]:PORT, HOST, HOST:PORT, optionally /udp (--json)\n"
     "  check     probe every concrete required endpoint (--json)\n"
     "  flush     remove every trace of enforcement\n"
+    "  restore   enforce the last good state of state_dir, no network (boot)\n"
     "  catalog   list the built-in catalog (--revision R, --cloud C, --json)\n"
     "  version   version, catalog revisions, kernel features\n"
     "\n"
@@ -97,6 +98,7 @@ int main(int argc, char** argv) {
   if (c == "status") return cmd_status(o);
   if (c == "reload") return cmd_reload(o);
   if (c == "check") return cmd_check(o);
+  if (c == "restore") return cmd_restore(o);
   std::fprintf(stderr, "amlfw: unknown command '%s' (see amlfw --help)\n", c.c_str());
   return 2;
 }

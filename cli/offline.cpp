@@ -79,7 +79,22 @@ int cmd_explain(const Options& o) {
     return fail(usage_error("explain needs one TARGET: IP, IP:PORT, [IPv6]:PORT, HOST or HOST:PORT, optionally /udp"));
   auto t = parse_target(o.args[0]);
   if (!t.ok()) return fail(t.error());
-  // TODO(control socket): ask the running daemon first (live learned addresses).
+  // The running daemon first (live state: learned addresses); --service-tags F asks about
+  // that data instead, offline.
+  if (o.service_tags.empty()) {
+    auto live = ask_daemon(o, {{"cmd", "explain"}, {"target", o.args[0]}}, std::chrono::seconds(10));
+    if (live.ok()) {
+      if (o.format == "json") {
+        std::cout << live->dump() << "\n";
+      } else {
+        std::cout << live->value("verdict", "?") << " " << t->text;
+        if (auto r = live->find("rule"); r != live->end() && r->is_string())
+          std::cout << " (rule " << r->get<std::string>() << ")";
+        std::cout << ": " << live->value("why", "") << " [running daemon]\n";
+      }
+      return 0;
+    }
+  }
   auto l = load_and_compile(o, true);
   if (!l.ok()) return fail(l.error());
   auto v = explain(l->policy, *t);

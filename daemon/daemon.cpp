@@ -77,7 +77,7 @@ Status Daemon::load_initial() {
   tag_source_ = std::make_unique<TagSource>(config_.service_tags.source);
   bool nm = false;
   auto tags = fetch_and_parse(*tag_source_, &nm);
-  if (!tags.ok()) return tags.error();
+  if (!tags.ok()) return loop_ ? start_from_state(std::move(tags).error()) : std::move(tags).error();
   tags_ = std::move(*tags);
   auto pol = compile_policy(config_, &*tags_, upstreams_, tag_source_->source());
   if (!pol.ok()) return pol.error();
@@ -87,10 +87,15 @@ Status Daemon::load_initial() {
 Status Daemon::program(const Policy& p, const char* why) {
   auto groups = group_rules(p);
   Status s = enforcer_->apply(p, groups);
-  if (!s.ok()) return std::move(s).error().context(std::string("apply (") + why + ")");
+  if (!s.ok()) {
+    ++counters_.apply_errors;
+    return std::move(s).error().context(std::string("apply (") + why + ")");
+  }
+  note_programmed(p);
   policy_ = p;
   ++generation_;
   LOG_INFO("%s: %s", why, summary(policy_, generation_).c_str());
+  save_policy_state();
   return {};
 }
 
@@ -98,6 +103,8 @@ void Daemon::learn(const std::string& name, const std::vector<std::pair<IpAddr, 
   auto groups = groups_for_name(policy_, name);
   if (groups.empty() || answers.empty()) return;
   auto plan = plan_learning(answers, LearnLimits::from(config_.dns));
+  counters_.learn_refused_special += plan.refused_special;
+  counters_.learn_over_name_limit += plan.over_limit;
   if (plan.refused_special > 0)
     LOG_WARN("%s: %zu special-use address(es) in the answer not learned (dns.allow_private = false)", name.c_str(),
              plan.refused_special);
@@ -105,11 +112,21 @@ void Daemon::learn(const std::string& name, const std::vector<std::pair<IpAddr, 
     LOG_WARN("%s: %zu address(es) over dns.max_addresses_per_name not learned", name.c_str(), plan.over_limit);
   if (plan.addrs.empty()) return;
   Status s = enforcer_->learn(groups, plan.addrs);
-  if (!s.ok()) LOG_ERR("learn %s: %s", name.c_str(), s.error().message.c_str());
+  if (!s.ok()) {
+    ++counters_.learn_errors;
+    LOG_ERR("learn %s: %s", name.c_str(), s.error().message.c_str());
+    return;
+  }
+  record_learned(name, groups, plan.addrs);
 }
 
 Status Daemon::apply_once() {
   AMLFW_TRY(load_initial());
+  restore_learned();
+  struct SaveLearned {
+    Daemon* d;
+    ~SaveLearned() { d->save_learned_state(); }
+  } save_learned{this};
   auto names = exact_names(policy_);
   if (names.empty()) return {};
   if (upstreams_.addrs.empty()) {
@@ -181,6 +198,7 @@ void Daemon::on_resolved(const std::string& name, Result<Resolution> r) {
     if (!r->addrs.empty()) next_s = std::clamp<uint64_t>(r->min_ttl(), lim.min_ttl_s, lim.max_ttl_s);
   } else {
     ++st.failures;
+    ++counters_.resolve_failures;
     const std::string why = r.ok() ? r->partial_error : r.error().message;
     LOG_WARN("resolve %s: %s; keeping %zu known address(es)", name.c_str(), why.c_str(), st.last.size());
     // Keep the old addresses alive while the upstream fails.
@@ -217,6 +235,7 @@ void Daemon::refresh_tags(bool force) {
 
 void Daemon::on_tags_fetched(Result<TagFetch> f, bool force) {
   if (!f.ok()) {
+    ++counters_.tag_fetch_errors;
     LOG_WARN("service tags refresh: %s; keeping the last good data", f.error().message.c_str());
     return;
   }
@@ -226,6 +245,7 @@ void Daemon::on_tags_fetched(Result<TagFetch> f, bool force) {
   }
   auto tags = parse_tags_for(config_, f->body, f->origin);
   if (!tags.ok()) {
+    ++counters_.tag_updates_refused;
     LOG_ERR("service tags refresh refused: %s; keeping the last good data", tags.error().message.c_str());
     return;
   }
@@ -260,7 +280,12 @@ void Daemon::accept_tags(ServiceTags tags, bool force) {
 
 void Daemon::reload() {
   (void)notifier_.reloading("reloading configuration");
-  auto finish = [this](const std::string& status) { (void)notifier_.ready(status); };
+  reload_applied_ = false;
+  auto finish = [this](const std::string& status) {
+    reload_message_ = status;
+    ++(reload_applied_ ? counters_.reloads : counters_.reloads_refused);
+    (void)notifier_.ready(status);
+  };
   auto cfg = load_config(opts_.config_path);
   if (!cfg.ok()) {
     LOG_ERR("reload refused: %s; the running policy stays", cfg.error().message.c_str());
@@ -310,6 +335,7 @@ void Daemon::reload() {
   }
   sync_names();
   schedule_refresh();
+  reload_applied_ = true;
   finish(summary(policy_, generation_));
 }
 
@@ -339,6 +365,7 @@ Status Daemon::run() {
     }
   }));
 
+  AMLFW_TRY(open_control());
   Status st = load_initial();
   if (!st.ok()) {
     (void)notifier_.notify("STATUS=start failed: " + st.error().message + "\nERRNO=1");
@@ -353,14 +380,17 @@ Status Daemon::run() {
   } else {
     LOG_WARN("no DNS upstream: exact names are not resolved");
   }
+  restore_learned();
   sync_names();
   schedule_refresh();
+  AMLFW_TRY(start_operations());
   if (auto wd = watchdog_interval()) {
     watchdog_timer_ = loop_->add_timer([this] { (void)notifier_.watchdog(); });
     loop_->arm_timer(watchdog_timer_, *wd / 2, *wd / 2);
   }
   (void)notifier_.ready(summary(policy_, generation_));
   st = loop_->run();
+  stop_operations();
   (void)notifier_.stopping("stopping; enforcement stays in force");
   LOG_NOTICE("stopping: the policy stays in force (amlfw flush removes it)");
   if (fetch_thread_.joinable()) fetch_thread_.join();

@@ -11,12 +11,17 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "daemon/control.h"
 #include "daemon/enforcer.h"
 #include "daemon/event_loop.h"
 #include "daemon/inputs.h"
 #include "daemon/learn.h"
+#include "daemon/metrics.h"
 #include "daemon/resolver.h"
 #include "daemon/sd_notify.h"
+#include "daemon/state.h"
 #include "daemon/tag_source.h"
 #include "policy/config.h"
 #include "policy/policy.h"
@@ -41,6 +46,13 @@ class Daemon {
   const Policy& policy() const { return policy_; }
   uint64_t generation() const { return generation_; }
 
+  // ---- operations (daemon_ops.cpp): control socket, state_dir, metrics ----------------
+  nlohmann::json status_json();                     // `amlfw status --json`
+  nlohmann::json explain_json(const Target& t);     // live: learned addresses included
+  std::string metrics_text();                       // Prometheus text
+  DaemonCounters& counters() { return counters_; }
+  const LearnedTable& learned() const { return learned_; }
+
  private:
   Daemon(DaemonOptions opts, std::unique_ptr<Enforcer> enforcer) : opts_(std::move(opts)), enforcer_(std::move(enforcer)) {}
 
@@ -57,6 +69,19 @@ class Daemon {
   void accept_tags(ServiceTags tags, bool force);
   void schedule_refresh();
   void notify_status();
+
+  // ---- operations (daemon_ops.cpp) ----
+  Status open_control();            // run(), first: binds the control socket (one daemon per host)
+  Status start_operations();        // run(): serves control and metrics, learned-state timer
+  void stop_operations();           // run(): saves the learned addresses, closes the sockets
+  Status start_from_state(Error why);  // run(): the tag source failed at start: the last good state
+  void restore_learned();           // the learned addresses of state_dir, taught again
+  void record_learned(const std::string& name, const std::vector<std::string>& groups,
+                      const std::vector<LearnedAddr>& addrs);
+  void note_programmed(const Policy& p);  // program(): before policy_ = p
+  void save_policy_state();
+  void save_learned_state();
+  StreamServer::Reply on_control(std::string_view line);
 
   DaemonOptions opts_;
   std::unique_ptr<Enforcer> enforcer_;
@@ -87,6 +112,21 @@ class Daemon {
   std::optional<Result<TagFetch>> fetch_result_;
   bool fetch_force_ = false;
   bool fetch_running_ = false;
+
+  // ---- operations (daemon_ops.cpp) ----
+  DaemonCounters counters_;
+  LearnedTable learned_;
+  bool learned_dirty_ = false;
+  EventLoop::TimerId learned_timer_ = 0;
+  int64_t started_at_ = 0;          // unix seconds
+  int64_t tags_loaded_at_ = 0;      // unix seconds: the service-tags data in force was loaded
+  std::optional<int64_t> state_tags_loaded_at_;  // from state_dir, for the next note_programmed
+  bool started_from_state_ = false;
+  bool reload_applied_ = false;
+  std::string reload_message_;
+  Fd control_fd_;                   // bound by open_control(), served from start_operations()
+  std::unique_ptr<StreamServer> control_;
+  std::unique_ptr<StreamServer> metrics_;
 };
 
 }  // namespace amlfw

@@ -158,7 +158,8 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& section_key
         {"[[allow]]", {"fqdn", "cidr", "service_tag", "ports", "proto", "direction", "why"}},
         {"[ebpf]", {"cgroup"}},
         {"[paths]", {"state_dir", "runtime_dir"}},
-        {"[metrics]", {"listen"}},
+        {"[metrics]", {"listen", "allow_remote"}},
+        {"[control]", {"group"}},
     };
     for (const auto& [f, _] : kFeatureDefaults) s[0].second.push_back(f);
     return s;
@@ -404,10 +405,8 @@ Result<Config> ConfigParser::run(const toml::table& root) {
                {"runtime_dir", dir_key(&cfg_.paths.runtime_dir, false)}},
               "[paths]");
        }},
-      {"metrics",
-       [this](const toml::node& n, const std::string& p) {
-         walk(n, p, {{"listen", listen_key(&cfg_.metrics.listen, true)}}, "[metrics]");
-       }},
+      {"metrics", [this](const toml::node& n, const std::string& p) { parse_metrics(n, p); }},
+      {"control", [this](const toml::node& n, const std::string& p) { parse_control(n, p); }},
   };
   walk(root, "", top, "");
   check_region();
@@ -434,7 +433,10 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
     return usage_error(std::string(origin) + ": cannot parse: " + e.what() + " (fix the TOML syntax)");
   }
   auto cfg = config_internal::ConfigParser(origin).run(root);
-  if (cfg.ok()) cfg->path = std::string(origin);
+  if (cfg.ok()) {
+    cfg->path = std::string(origin);
+    cfg->source_text = std::string(toml_text);
+  }
   return cfg;
 }
 

@@ -111,7 +111,16 @@ struct Config {
 
   struct Metrics {
     std::string listen;
+    bool allow_remote = false;  // listen on a non-loopback address (refused unless true)
   } metrics;
+
+  struct Control {
+    std::string group;  // besides root, members of this group may use the control socket
+  } control;
+
+  // The TOML text this configuration was parsed from (the embedded default's text when
+  // is_default); kept with the last good policy in state_dir.
+  std::string source_text;
 
   bool feature(std::string_view name) const;
 };

@@ -87,6 +87,8 @@ class ConfigParser {
   void parse_allow(const toml::node& n, const std::string& path);
   void parse_allow_rule(const toml::node& n, const std::string& path);
   void parse_ports(const toml::node& n, const std::string& path, std::vector<PortRange>* out);
+  void parse_metrics(const toml::node& n, const std::string& path);
+  void parse_control(const toml::node& n, const std::string& path);
   void check_region();
   void check_ttls();
 

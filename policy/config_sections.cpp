@@ -319,6 +319,51 @@ void ConfigParser::parse_allow_rule(const toml::node& n, const std::string& path
   }
 }
 
+// [metrics]: a loopback listener unless allow_remote = true (the text carries the counters
+// of the firewall: not for the network by default).
+void ConfigParser::parse_metrics(const toml::node& n, const std::string& path) {
+  const toml::node* listen_node = nullptr;
+  auto listen = listen_key(&cfg_.metrics.listen, true);
+  const size_t errors_before = errors_;
+  walk(n, path,
+       {{"listen",
+         [&](const toml::node& v, const std::string& p) {
+           listen_node = &v;
+           listen(v, p);
+         }},
+        {"allow_remote", bool_key(&cfg_.metrics.allow_remote)}},
+       "[metrics]");
+  if (errors_ != errors_before || listen_node == nullptr || cfg_.metrics.listen.empty()) return;
+  auto a = parse_socket_address(cfg_.metrics.listen);
+  if (!a) return;
+  const bool loopback = a->addr.v6 ? a->addr.value == 1 : (a->addr.v4value() >> 24) == 127;
+  if (!loopback && !cfg_.metrics.allow_remote)
+    fail(*listen_node, path + ".listen",
+         quote(cfg_.metrics.listen) +
+             " is not a loopback address (use 127.0.0.1:PORT or [::1]:PORT, or set allow_remote = true "
+             "to serve the metrics to the network)");
+}
+
+// [control]: the group (besides root) whose members may use the control socket.
+void ConfigParser::parse_control(const toml::node& n, const std::string& path) {
+  auto group = [this](const toml::node& v, const std::string& p) {
+    const std::string* s = string_of(v, p, "\"amlfw\"");
+    if (s == nullptr) return;
+    // POSIX portable user/group names: letters, digits, '_', '.', '-', not starting with '-',
+    // at most 32 characters (what useradd/groupadd accept); "" is root only.
+    bool ok = s->size() <= 32 && (s->empty() || (*s)[0] != '-');
+    for (char c : *s) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-');
+    if (!ok) {
+      fail(v, p,
+           quote(*s) + " is not a group name (write the name of a local group such as \"amlfw\", or \"\" for "
+                       "root only)");
+      return;
+    }
+    cfg_.control.group = *s;
+  };
+  walk(n, path, {{"group", group}}, "[control]");
+}
+
 void ConfigParser::check_region() {
   if (cloud_node_ != nullptr) {
     const auto* c = cloud_node_->as_string();
