@@ -42,6 +42,7 @@ enum amlfw_group_kind {
 	AMLFW_GROUP_DNS = 1,       /* the configured resolvers on the DNS port */
 	AMLFW_GROUP_PLATFORM = 2,  /* 168.63.129.16, 169.254.169.254 (platform.azure) */
 	AMLFW_GROUP_PROXY = 3,     /* the DNS proxy when it listens on a non-loopback address */
+	AMLFW_GROUP_LOCAL = 4,     /* the host's own addresses (what nftables sees leave through lo) */
 };
 
 struct amlfw_port_range {

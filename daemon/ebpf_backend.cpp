@@ -4,6 +4,9 @@
 #include <bpf/bpf.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +33,25 @@ Status pin_replace(int fd, const std::string& path) {
     return sys_error("ebpf: pin " + path + " (rename)", err);
   }
   return {};
+}
+
+// The addresses of this network namespace's interfaces (loopback ones aside).
+std::vector<IpAddr> local_addresses() {
+  std::vector<IpAddr> out;
+  struct ifaddrs* ifs = nullptr;
+  if (::getifaddrs(&ifs) != 0) return out;
+  for (struct ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || (i->ifa_flags & IFF_LOOPBACK)) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const struct sockaddr_in*>(i->ifa_addr);
+      out.push_back(IpAddr::from_bytes(false, reinterpret_cast<const uint8_t*>(&sin->sin_addr)));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const struct sockaddr_in6*>(i->ifa_addr);
+      out.push_back(IpAddr::from_bytes(true, sin6->sin6_addr.s6_addr));
+    }
+  }
+  ::freeifaddrs(ifs);
+  return out;
 }
 
 uint32_t map_id(int fd) {
@@ -86,7 +108,7 @@ Result<bool> EbpfBackend::sync_locked() {
 Status EbpfBackend::apply(const Policy& p, const std::vector<PortGroup>& groups) {
   const auto t0 = std::chrono::steady_clock::now();
   report_ = EbpfApplyReport{};
-  auto img = build_ebpf_image(p, groups);  // bad input: nothing touched
+  auto img = build_ebpf_image(p, groups, local_addresses());  // bad input: nothing touched
   if (!img.ok()) return img.error();
   AMLFW_TRY(ensure_pin_dir(opts_.pin_dir));
   auto lock = PinDirLock::acquire(opts_.pin_dir);

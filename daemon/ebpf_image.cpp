@@ -86,7 +86,8 @@ int EbpfImage::learn_bit(std::string_view name) const {
   return -1;
 }
 
-Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>& groups) {
+Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>& groups,
+                                   const std::vector<IpAddr>& local_addrs) {
   std::vector<Member> members;
   std::vector<const PortGroup*> active;
   for (const PortGroup& g : groups) {
@@ -101,7 +102,7 @@ Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>
   }
 
   // The entries the backend adds: they live as long as the image (the PrefixSets below).
-  PrefixSet dns, proxy, wire, imds;
+  PrefixSet dns, proxy, wire, imds, local;
   for (const IpAddr& a : p.dns_upstreams) dns.add(a);
   dns.normalize();
   if (!dns.empty()) {
@@ -126,6 +127,14 @@ Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>
                              {PortRange{80, 80}, PortRange{32526, 32526}}, &wire, false, AMLFW_GROUP_PLATFORM});
     members.push_back(Member{std::string(kEbpfImdsGroup), Direction::kEgress, Proto::kTcp, {PortRange{80, 80}},
                              &imds, false, AMLFW_GROUP_PLATFORM});
+  }
+  for (const IpAddr& a : local_addrs) {
+    if (!loopback_or_any(a)) local.add(a);
+  }
+  local.normalize();
+  if (!local.empty()) {
+    members.push_back(Member{std::string(kEbpfLocalGroup), Direction::kEgress, Proto::kAny, {}, &local, false,
+                             AMLFW_GROUP_LOCAL});
   }
   if (members.size() > AMLFW_MAX_GROUPS) {
     return usage_error("ebpf: the policy has " + std::to_string(members.size()) +

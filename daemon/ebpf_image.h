@@ -25,6 +25,7 @@ inline constexpr std::string_view kEbpfDnsProxyGroup = "dns-proxy";
 inline constexpr std::string_view kEbpfWireServerDnsGroup = "platform-wireserver-dns";
 inline constexpr std::string_view kEbpfWireServerGroup = "platform-wireserver";
 inline constexpr std::string_view kEbpfImdsGroup = "platform-imds";
+inline constexpr std::string_view kEbpfLocalGroup = "local";
 
 struct EbpfLpm4 {
   amlfw_lpm4_key key{};
@@ -49,11 +50,13 @@ struct EbpfImage {
 };
 
 // The image of `p`: the groups the kernel enforces (enforced ones; ingress ones only with
-// inbound_enforce) plus the resolvers, the proxy and the platform addresses. Each LPM entry
-// carries every group that contains the whole prefix, so the longest match of an address
-// carries every group that contains the address. Errors (kUsage): more than
-// AMLFW_MAX_GROUPS groups.
-Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>& groups);
+// inbound_enforce) plus the resolvers, the proxy, the platform addresses and `local_addrs`
+// (the host's own addresses, every port: connect() runs before routing, so the hooks cannot
+// see that such traffic stays on lo). Each LPM entry carries every group that contains the
+// whole prefix, so the longest match of an address carries every group that contains the
+// address. Errors (kUsage): more than AMLFW_MAX_GROUPS groups.
+Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>& groups,
+                                   const std::vector<IpAddr>& local_addrs = {});
 
 // FNV-1a 64 of a group name (amlfw_group.name_hash).
 uint64_t ebpf_name_hash(std::string_view name);

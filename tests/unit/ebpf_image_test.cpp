@@ -235,6 +235,19 @@ TEST(EbpfImage, ResolversProxyAndPlatform) {
   EXPECT_EQ(lpm_bits(*img2, ip("168.63.129.16")), 0u);
 }
 
+TEST(EbpfImage, LocalAddressesAllowEveryPortLoopbackNeedsNoEntry) {
+  Policy p = base_policy();
+  auto img = build_ebpf_image(p, {}, {ip("192.0.2.1"), ip("2001:db8:ffff::1"), ip("127.0.0.1"), ip("::1")});
+  ASSERT_TRUE(img.ok());
+  ASSERT_EQ(img->group_names, std::vector<std::string>{"local"});
+  EXPECT_EQ(img->conf.groups[0].kind, AMLFW_GROUP_LOCAL);
+  EXPECT_EQ(img->lpm4.size(), 1u);
+  EXPECT_EQ(img->lpm6.size(), 1u);
+  EXPECT_EQ(lpm_bits(*img, ip("192.0.2.1")) & port_bits(*img, Proto::kTcp, 8080), 1u);
+  EXPECT_EQ(lpm_bits(*img, ip("2001:db8:ffff::1")) & port_bits(*img, Proto::kUdp, 5353), 1u);
+  EXPECT_EQ(lpm_bits(*img, ip("192.0.2.2")), 0u);
+}
+
 TEST(EbpfImage, NotEnforcedGroupsAndAllPorts) {
   Policy p = base_policy();
   auto off = group("e_tcp_443", Direction::kEgress, Proto::kTcp, {{443, 443}}, {"198.51.100.0/24"});
