@@ -335,6 +335,7 @@ void Daemon::reload() {
   }
   sync_names();
   schedule_refresh();
+  reload_dns();
   reload_applied_ = true;
   finish(summary(policy_, generation_));
 }
@@ -381,6 +382,7 @@ Status Daemon::run() {
     LOG_WARN("no DNS upstream: exact names are not resolved");
   }
   restore_learned();
+  AMLFW_TRY(start_dns());
   sync_names();
   schedule_refresh();
   AMLFW_TRY(start_operations());
@@ -390,6 +392,7 @@ Status Daemon::run() {
   }
   (void)notifier_.ready(summary(policy_, generation_));
   st = loop_->run();
+  stop_dns();
   stop_operations();
   (void)notifier_.stopping("stopping; enforcement stays in force");
   LOG_NOTICE("stopping: the policy stays in force (amlfw flush removes it)");

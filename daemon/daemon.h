@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/control.h"
+#include "daemon/daemon_dns.h"
 #include "daemon/enforcer.h"
 #include "daemon/event_loop.h"
 #include "daemon/inputs.h"
@@ -69,6 +70,13 @@ class Daemon {
   void accept_tags(ServiceTags tags, bool force);
   void schedule_refresh();
   void notify_status();
+  // ---- the DNS proxy (daemon_dns.cpp) ----
+  Status start_dns();               // run(): after the learned addresses are taught again
+  void reload_dns();                // reload(): limits, upstreams, listen address
+  void stop_dns();
+  void open_dns_proxy();
+  std::vector<std::string> dns_groups(std::string_view name);
+  void dns_notice(const std::string& line);
 
   // ---- operations (daemon_ops.cpp) ----
   Status open_control();            // run(), first: binds the control socket (one daemon per host)
@@ -127,6 +135,8 @@ class Daemon {
   Fd control_fd_;                   // bound by open_control(), served from start_operations()
   std::unique_ptr<StreamServer> control_;
   std::unique_ptr<StreamServer> metrics_;
+
+  std::unique_ptr<DnsRuntime> dns_;  // last: destroyed first, while loop_ lives
 };
 
 }  // namespace amlfw

@@ -5,17 +5,10 @@
 // groups of the rules matching the question, the A/AAAA of the answer filtered by
 // plan_learning (special-use addresses, the per-name bound), the total bound
 // (dns.max_learned), each with lifetime clamp(ttl, min_ttl, max_ttl) + grace. It keeps the
-// table of what is learned (for the bounds, for renewals and for the state file) and
-// counts every refusal.
-//
-// The state file (state_dir/learned-addresses) keeps the table across restarts and
-// reboots: a versioned text file written atomically (temp file, fsync, rename, fsync of the
-// directory). A corrupt or foreign file is reported and ignored, never half-used.
-//
-//   amlfw-learned-addresses 1
-//   <unix expiry seconds> <group> <address>
-//   ...
-//   end <entry count>
+// table of what it taught (for the total bound and to skip renewals that would change
+// nothing), counts every refusal, and reports each learned batch to the daemon
+// (on_learned), which keeps it in state_dir with the addresses of exact names
+// (daemon/state.h) and teaches it again at the next start.
 #pragma once
 
 #include <chrono>
@@ -35,21 +28,6 @@
 
 namespace amlfw {
 
-inline constexpr std::string_view kLearnedStateFile = "learned-addresses";
-inline constexpr std::string_view kLearnedStateMagic = "amlfw-learned-addresses 1";
-
-struct LearnedEntry {
-  std::string group;
-  IpAddr addr;
-  int64_t expires_unix_s = 0;  // wall clock
-  friend bool operator==(const LearnedEntry&, const LearnedEntry&) = default;
-};
-
-// The state file: write atomically / read strictly. Reading a file that does not exist is
-// an empty list; any other problem is an error naming the file, the line and the fix.
-Status write_learned_file(const std::string& path, const std::vector<LearnedEntry>& entries);
-Result<std::vector<LearnedEntry>> read_learned_file(const std::string& path);
-
 struct DnsLearnStats {
   uint64_t answers_learned = 0;   // answers that went to the kernel
   uint64_t addrs_learned = 0;     // (group, address) added or renewed
@@ -66,6 +44,9 @@ class DnsLearner {
   using GroupsFn = std::function<std::vector<std::string>(std::string_view name)>;
   // Called once per bound hit ("what, name"); the daemon logs it (rate-limited there).
   using NoticeFn = std::function<void(const std::string& line)>;
+  // Called after each successful Enforcer::learn() with what went to the kernel.
+  using LearnedFn = std::function<void(std::string_view name, const std::vector<std::string>& groups,
+                                       const std::vector<LearnedAddr>& addrs)>;
 
   // `enforcer` must outlive the learner.
   DnsLearner(Enforcer& enforcer, GroupsFn groups, LearnLimits limits, uint32_t max_learned);
@@ -73,6 +54,7 @@ class DnsLearner {
   void set_limits(LearnLimits limits, uint32_t max_learned);
   void set_groups(GroupsFn groups) { groups_ = std::move(groups); }
   void set_notice(NoticeFn n) { notice_ = std::move(n); }
+  void set_on_learned(LearnedFn f) { on_learned_ = std::move(f); }
   // An address already alive for at least (lifetime - slack) is not sent again.
   void set_renew_slack(std::chrono::milliseconds s) { renew_slack_ = s; }
 
@@ -84,18 +66,9 @@ class DnsLearner {
   Status learn(std::string_view name, const std::vector<std::string>& groups,
                const std::vector<std::pair<IpAddr, uint32_t>>& answers);
 
-  // Re-learns entries from the state file with their remaining lifetime. Entries of
-  // groups not in `live_groups`, expired ones and those beyond the total bound are skipped.
-  // Returns how many went to the kernel.
-  Result<size_t> restore(const std::vector<LearnedEntry>& entries, const std::vector<std::string>& live_groups);
-
   // Forgets expired entries; returns how many.
   size_t prune();
-  // The table as state-file entries (wall-clock expiry), sorted.
-  std::vector<LearnedEntry> snapshot() const;
   size_t size() const { return table_.size(); }
-  bool dirty() const { return dirty_; }
-  void clear_dirty() { dirty_ = false; }
   const DnsLearnStats& stats() const { return stats_; }
   // Expiry of (group, addr), if known.
   std::optional<Clock::time_point> expiry(const std::string& group, const IpAddr& a) const;
@@ -118,13 +91,13 @@ class DnsLearner {
   Enforcer& enforcer_;
   GroupsFn groups_;
   NoticeFn notice_;
+  LearnedFn on_learned_;
   LearnLimits limits_;
   uint32_t max_learned_;
   std::chrono::milliseconds renew_slack_{1000};
   std::vector<std::string> group_names_;
   std::unordered_map<std::string, uint32_t> group_ids_;
   std::unordered_map<Key, Clock::time_point, KeyHash> table_;
-  bool dirty_ = false;
   DnsLearnStats stats_;
 };
 

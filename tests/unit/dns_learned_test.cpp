@@ -1,25 +1,15 @@
 // SPDX-License-Identifier: MIT
 #include "daemon/dns_learned.h"
 
-#include <fcntl.h>
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
+#include <tuple>
 
 namespace amlfw {
 namespace {
 
 IpAddr ip(const char* s) { return IpAddr::parse(s).value(); }
-
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class Recorder final : public Enforcer {
  public:
@@ -35,98 +25,26 @@ class Recorder final : public Enforcer {
   bool fail = false;
 };
 
-class DnsLearnedFileTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/amlfw-learned-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/learned-addresses";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  void write_text(const std::string& s) { std::ofstream(path_) << s; }
-  std::string dir_, path_;
-};
-
-TEST_F(DnsLearnedFileTest, RoundTripAndAtomicWrite) {
-  std::vector<LearnedEntry> e = {{"e_tcp_443", ip("192.0.2.1"), 1800000000},
-                                 {"e_tcp_80_443", ip("2001:db8::1"), 1800000001}};
-  ASSERT_TRUE(write_learned_file(path_, e).ok());
-  EXPECT_FALSE(std::filesystem::exists(path_ + ".tmp"));
-  auto back = read_learned_file(path_);
-  ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(*back, e);
-  std::ifstream in(path_);
-  std::string first;
-  std::getline(in, first);
-  EXPECT_EQ(first, kLearnedStateMagic);
-  EXPECT_EQ(std::filesystem::status(path_).permissions() & std::filesystem::perms::others_read,
-            std::filesystem::perms::none);
-}
-
-TEST_F(DnsLearnedFileTest, MissingFileIsEmpty) {
-  auto r = read_learned_file(dir_ + "/nope");
-  ASSERT_TRUE(r.ok());
-  EXPECT_TRUE(r->empty());
-}
-
-TEST_F(DnsLearnedFileTest, CorruptOrForeignFilesAreErrorsNamingTheLine) {
-  struct Case {
-    std::string text, want;
-  };
-  const std::string m = std::string(kLearnedStateMagic) + "\n";
-  std::vector<Case> cases = {
-      {"", ":1: empty file"},
-      {"hello world\n", ":1: not an amlfw learned-addresses file"},
-      {"amlfw-learned-addresses 2\nend 0\n", ":1: format version '2' is not supported"},
-      {m + "1800000000 e_tcp_443 192.0.2.1\n", ":2: no end line"},
-      {m + "1800000000 e_tcp_443 192.0.2.1\nend 2\n", ":3: end line counts 2 entries"},
-      {m + "1800000000 e_tcp_443 192.0.2.300\nend 1\n", ":2: bad address"},
-      {m + "x e_tcp_443 192.0.2.1\nend 1\n", ":2: bad expiry"},
-      {m + "1800000000 E/TCP 192.0.2.1\nend 1\n", ":2: bad group"},
-      {m + "1800000000 e_tcp_443 192.0.2.1", ":2: incomplete last line"},
-      {m + "end 0\n1 a 192.0.2.1\n", ":3: data after the end line"},
-  };
-  for (const auto& c : cases) {
-    write_text(c.text);
-    auto r = read_learned_file(path_);
-    ASSERT_FALSE(r.ok()) << c.text;
-    EXPECT_NE(r.error().message.find(path_ + c.want), std::string::npos) << r.error().message;
-    EXPECT_NE(r.error().message.find("delete the file"), std::string::npos) << r.error().message;
-    EXPECT_EQ(r.error().code, Exit::kData);
-  }
-}
-
-TEST(DnsLearner, RestoreSkipsExpiredUnknownAndKnown) {
+TEST(DnsLearner, ReportsWhatWentToTheKernel) {
   Recorder rec;
-  DnsLearner l(rec, [](std::string_view) { return std::vector<std::string>{}; }, LearnLimits{}, 3);
-  const int64_t now = now_s();
-  std::vector<LearnedEntry> e = {
-      {"e_tcp_443", ip("192.0.2.1"), now + 100},   // restored with ~100 s
-      {"e_tcp_443", ip("192.0.2.2"), now - 5},     // expired
-      {"gone_group", ip("192.0.2.3"), now + 100},  // group no longer in the policy
-      {"e_tcp_80", ip("192.0.2.4"), now + 500},
-      {"e_tcp_80", ip("192.0.2.5"), now + 500},
-      {"e_tcp_80", ip("192.0.2.6"), now + 500},    // beyond max_learned = 3
-  };
-  auto n = l.restore(e, {"e_tcp_443", "e_tcp_80"});
-  ASSERT_TRUE(n.ok());
-  EXPECT_EQ(*n, 3u);
-  ASSERT_EQ(rec.calls.size(), 2u);
-  EXPECT_EQ(rec.calls[0].first, std::vector<std::string>{"e_tcp_443"});
-  ASSERT_EQ(rec.calls[0].second.size(), 1u);
-  EXPECT_NEAR(rec.calls[0].second[0].timeout_s, 100, 2);
-  EXPECT_EQ(rec.calls[1].second.size(), 2u);
-  EXPECT_EQ(l.size(), 3u);
-  EXPECT_EQ(l.stats().over_total_bound, 1u);
-  // The snapshot gives the same expiries back (wall clock).
-  auto snap = l.snapshot();
-  ASSERT_EQ(snap.size(), 3u);
-  for (const auto& s : snap) {
-    auto it = std::find_if(e.begin(), e.end(), [&](const LearnedEntry& x) { return x.addr == s.addr; });
-    ASSERT_NE(it, e.end());
-    EXPECT_NEAR(s.expires_unix_s, it->expires_unix_s, 2);
-  }
+  DnsLearner l(rec, [](std::string_view) { return std::vector<std::string>{}; }, LearnLimits{}, 100);
+  std::vector<std::tuple<std::string, std::vector<std::string>, std::vector<LearnedAddr>>> seen;
+  l.set_on_learned([&](std::string_view n, const std::vector<std::string>& g, const std::vector<LearnedAddr>& a) {
+    seen.emplace_back(std::string(n), g, a);
+  });
+  ASSERT_TRUE(l.learn("x.example", {"e_tcp_443", "e_tcp_80_443"},
+                      {{ip("192.0.2.1"), 120}, {ip("10.0.0.1"), 120}, {ip("2001:db8::1"), 5}})
+                  .ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(std::get<0>(seen[0]), "x.example");
+  EXPECT_EQ(std::get<1>(seen[0]), (std::vector<std::string>{"e_tcp_443", "e_tcp_80_443"}));
+  ASSERT_EQ(std::get<2>(seen[0]).size(), 2u);  // 10.0.0.1 is special-use
+  EXPECT_EQ(std::get<2>(seen[0])[1].timeout_s, 60u + 900u);
+  EXPECT_EQ(l.size(), 4u);  // (group, address) pairs
+  // Renewing within the slack sends nothing and reports nothing.
+  ASSERT_TRUE(l.learn("x.example", {"e_tcp_443"}, {{ip("192.0.2.1"), 120}}).ok());
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_EQ(rec.calls.size(), 1u);
 }
 
 TEST(DnsLearner, FailureLeavesTheTableUnchanged) {
@@ -136,12 +54,10 @@ TEST(DnsLearner, FailureLeavesTheTableUnchanged) {
   auto s = l.learn("x.example", {"e_tcp_443"}, {{ip("192.0.2.1"), 60}});
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(l.size(), 0u);
-  EXPECT_FALSE(l.dirty());
   EXPECT_EQ(l.stats().learn_failures, 1u);
   rec.fail = false;
   ASSERT_TRUE(l.learn("x.example", {"e_tcp_443"}, {{ip("192.0.2.1"), 60}}).ok());
   EXPECT_EQ(l.size(), 1u);
-  EXPECT_TRUE(l.dirty());
 }
 
 TEST(DnsLearner, PruneForgetsExpired) {
