@@ -85,13 +85,16 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   bool exists = true;
   State cur;
   std::set<std::string> replace_sets;   // adopted sets to delete and create again
-  std::set<std::string> rewrite_sets;   // adopted interval sets whose elements are not canonical
+  std::set<std::string> rewrite_sets;   // adopted interval sets: content unknown, flushed and refilled
   std::set<std::string> unknown_chains; // adopted chains: rules unknown, always rewritten
   std::set<std::string> bad_chains;     // adopted chains of the wrong kind: delete, create
 
   if (!synced_) {
     report_.adopted = true;
-    auto d = sock_.dump({.elements = true, .rules = false});
+    // Prefix sets are not read back: flushing and refilling them inside the one batch costs
+    // about a full load (0.3-0.8 s for 220k elements), while dumping them costs ~3 s (the
+    // kernel's rbtree dump restarts its walk for every reply). Learned and DNS sets are read.
+    auto d = sock_.dump({.elements = true, .interval_elements = false, .rules = false});
     if (!d) return std::move(d).error();
     genid = d->genid;
     exists = d->exists;

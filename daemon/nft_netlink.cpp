@@ -384,6 +384,10 @@ Result<NftTableDump> NftSocket::dump(const NftDumpOptions& opts) {
       nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
       ElemParse st{&sd, {}};
       if (sd.key_len != 4 && sd.key_len != 16) continue;  // not ours: never read, only replaced
+      if ((sd.flags & NFT_SET_INTERVAL) && !opts.interval_elements) {
+        sd.clean = false;  // unknown content
+        continue;
+      }
       AMLFW_TRY(request(req.data(), [&](const nlmsghdr* m) { return parse_elems(m, &st); }, &err));
       if (err != 0) return sys_error("nftables: list elements of set '" + sd.name + "'", err);
       if (sd.flags & NFT_SET_INTERVAL) {

@@ -73,6 +73,7 @@ struct NftTableDump {
 
 struct NftDumpOptions {
   bool elements = true;      // read set elements
+  bool interval_elements = true;  // ... of interval sets too (the big ones)
   bool rules = false;        // read rules (counters, comments)
 };
 
