@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   diff_text(nft_prefix_set_name(a.groups[0].name, true), d, true, &dt);
   write_file(diff_nft, dt);
 
-  std::vector<double> t_full, t_change, t_nft_full, t_nft_change, t_change_user, t_change_sys;
+  std::vector<double> t_full, t_change, t_nft_full, t_nft_change, t_change_user, t_change_sys, t_adopt;
   for (int i = 0; i < runs; ++i) {
     {
       auto be = NftBackend::create();
@@ -161,6 +161,18 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "nft_bench: change: %s\n", st.ok() ? "rules rewritten" : st.error().message.c_str());
         return 1;
       }
+      {
+        // A restart: a new process state adopts the loaded table.
+        auto be2 = NftBackend::create();
+        if (!be2) return 1;
+        t0 = Clock::now();
+        st = (*be2)->apply(b.policy, b.groups);
+        t_adopt.push_back(ms_since(t0));
+        if (!st.ok()) {
+          std::fprintf(stderr, "nft_bench: adopt: %s\n", st.error().message.c_str());
+          return 1;
+        }
+      }
       st = (*be)->flush();
     }
     double f = run_nft(full_nft, 600000);
@@ -186,6 +198,7 @@ int main(int argc, char** argv) {
   std::printf("1%% change:  amlfw %.1f ms   nft -f %s%.1f ms   ratio %.4f  (goal < 50 ms)\n", change,
               nft_change >= kNftChangeCapMs ? ">" : "", nft_change, change / nft_change);
   std::printf("            (1%% change: user %.1f ms, kernel %.1f ms)\n", median(t_change_user), median(t_change_sys));
+  std::printf("restart:    amlfw %.1f ms (adopt the loaded table: one batch)\n", median(t_adopt));
   std::printf("peak RSS:   amlfw process %.1f MiB (goal < 32)   nft %.1f MiB\n", self.ru_maxrss / 1024.0,
               kids.ru_maxrss / 1024.0);
   std::printf("runs: %d (medians)\n", runs);
