@@ -248,6 +248,7 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     report_.nothing_to_do = true;
     state_ = std::move(next);
     synced_ = true;
+    applied_ = true;
     return {};
   }
   int err = 0;
@@ -262,11 +263,13 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   }
   state_ = std::move(next);
   synced_ = true;
+  applied_ = true;
   return {};
 }
 
 Status NftBackend::learn(const std::vector<std::string>& groups, const std::vector<LearnedAddr>& addrs) {
-  if (!synced_) return runtime_error("learn: no policy is applied by this process (apply first)");
+  // After a refused apply the kernel still holds the last applied table: learning goes on.
+  if (!applied_) return runtime_error("learn: no policy is applied by this process (apply first)");
   for (const auto& g : groups) {
     if (std::find(state_.name_groups.begin(), state_.name_groups.end(), g) == state_.name_groups.end()) {
       return runtime_error("learn: group '" + g + "' has no learned-address sets (no enforced fqdn rule feeds it)");
@@ -328,7 +331,7 @@ Status NftBackend::learn_once(const std::vector<std::string>& groups, const std:
       state_.sets[it->second.first].learned.erase(it->second.second);
       *retry = true;
     }
-    if (err == -1) synced_ = false;
+    if (err == -1) synced_ = false;  // outcome unknown: the next apply reads the kernel again
     return s;
   }
   for (const auto& [key, until] : expiry) state_.sets[key.first].learned[key.second] = until;
@@ -346,6 +349,7 @@ Status NftBackend::flush() {
   int err = 0;
   Status s = send(b, &err);
   synced_ = false;
+  applied_ = false;
   state_ = {};
   if (!s.ok() && err == ENOENT) return {};  // nothing to remove
   if (!s.ok()) return std::move(s).error().context("flush");

@@ -66,6 +66,7 @@ class NftBackend final : public Enforcer {
 
   NftSocket sock_;
   bool synced_ = false;  // state_ is what the kernel holds
+  bool applied_ = false; // state_ comes from a successful apply (learn may use it)
   State state_;
   NftApplyReport report_;
 };
