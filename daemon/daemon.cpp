@@ -218,6 +218,7 @@ void Daemon::schedule_refresh() {
 
 void Daemon::refresh_tags(bool force) {
   if (fetch_running_) return;
+  if (force) tag_source_->forget();
   if (!tag_source_->is_url()) {
     on_tags_fetched(tag_source_->fetch(), force);
     return;
@@ -247,6 +248,7 @@ void Daemon::on_tags_fetched(Result<TagFetch> f, bool force) {
   if (!tags.ok()) {
     ++counters_.tag_updates_refused;
     LOG_ERR("service tags refresh refused: %s; keeping the last good data", tags.error().message.c_str());
+    tag_source_->forget();
     return;
   }
   accept_tags(std::move(*tags), force);
@@ -260,17 +262,20 @@ void Daemon::accept_tags(ServiceTags tags, bool force) {
               "stays; send SIGUSR1 to accept it",
               static_cast<unsigned long long>(tags.change_number), describe_shrink(shrink).c_str(),
               config_.service_tags.max_shrink * 100);
+      tag_source_->forget();
       return;
     }
   }
   auto pol = compile_policy(config_, &tags, upstreams_, tag_source_->source());
   if (!pol.ok()) {
     LOG_ERR("service tags update refused: %s; the running policy stays", pol.error().message.c_str());
+    tag_source_->forget();
     return;
   }
   Status s = program(*pol, "service tags update");
   if (!s.ok()) {
     LOG_ERR("%s; the previous policy stays in force", s.error().message.c_str());
+    tag_source_->forget();
     return;
   }
   tags_ = std::move(tags);
@@ -316,6 +321,26 @@ void Daemon::reload() {
       return;
     }
     new_tags = std::move(*t);
+  } else {
+    // Same source: a reload also picks up a changed file or URL, under the same guards as a
+    // scheduled refresh (a bad or shrinking file is refused; the config change still applies).
+    bool nm = false;
+    auto t = fetch_and_parse(*tag_source_, &nm);
+    if (!t.ok() && !nm) {
+      LOG_ERR("reload: service tags refused: %s; keeping the last good data", t.error().message.c_str());
+      tag_source_->forget();
+    } else if (t.ok() && tags_) {
+      auto shrink = shrinking_tags(*tags_, *t, tags_used(policy_), cfg->service_tags.max_shrink);
+      if (!shrink.empty())
+      {
+        LOG_ERR("reload: service tags update #%llu refused: %s (more than service_tags.max_shrink = %.0f%%); "
+                "send SIGUSR1 to accept it",
+                static_cast<unsigned long long>(t->change_number), describe_shrink(shrink).c_str(),
+                cfg->service_tags.max_shrink * 100);
+        tag_source_->forget();
+      } else
+        new_tags = std::move(*t);
+    }
   }
   const ServiceTags* use = new_tags ? &*new_tags : (tags_ ? &*tags_ : nullptr);
   auto pol = compile_policy(*cfg, use, *ups, new_source ? new_source->source() : tag_source_->source());

@@ -21,6 +21,15 @@ class TagSource {
   // Blocking; bounded by the timeout. Remembers validators for the next call.
   Result<TagFetch> fetch();
   const std::string& source() const { return source_; }
+  // Drops the validators, so the next fetch reads the data again (after a refused update,
+  // or when an operator forces a refresh).
+  void forget() {
+    etag_.clear();
+    last_modified_.clear();
+    mtime_ns_ = -1;
+    size_ = -1;
+    ino_ = 0;
+  }
   bool is_url() const { return source_.rfind("https://", 0) == 0 || source_.rfind("http://", 0) == 0; }
   // Largest body accepted (the public file is ~4 MiB; the limit stops a hostile server).
   static constexpr size_t kMaxBody = 64u << 20;

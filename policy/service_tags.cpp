@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <simdjson.h>
 
 namespace amlfw {
@@ -118,8 +119,51 @@ simdjson::dom::array as_array(const element& e) {
   return a;
 }
 
-Error json_error(std::string_view origin, simdjson::error_code err) {
+// Where a syntax error is, as "line:col" (1-based), found with a SAX pass that builds nothing.
+// Only on the error path: simdjson reports what is wrong but not where.
+std::string syntax_error_position(std::string_view text) {
+  struct Sax : nlohmann::json_sax<nlohmann::json> {
+    size_t byte = 0;
+    bool failed = false;
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool string(string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool start_object(std::size_t) override { return true; }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return true; }
+    bool start_array(std::size_t) override { return true; }
+    bool end_array() override { return true; }
+    bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception&) override {
+      byte = position;
+      failed = true;
+      return false;
+    }
+  } sax;
+  nlohmann::json::sax_parse(text.begin(), text.end(), &sax, nlohmann::json::input_format_t::json, false);
+  if (!sax.failed) return {};
+  size_t line = 1, col = 1;
+  const size_t end = std::min(sax.byte > 0 ? sax.byte - 1 : 0, text.size());
+  for (size_t i = 0; i < end; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
+Error json_error(std::string_view origin, simdjson::error_code err, std::string_view text) {
   std::string o(origin);
+  if (err != simdjson::EMPTY) {
+    const auto pos = syntax_error_position(text);
+    if (!pos.empty()) o += ":" + pos;
+  }
   switch (err) {
     case simdjson::EMPTY:
       return data_error(o + ": the file is empty (download it again)");
@@ -211,7 +255,7 @@ Result<ServiceTags> parse_padded(const char* json, size_t len, std::string_view 
   simdjson::dom::parser parser;
   element root;
   if (auto err = parser.parse(json, len, false).get(root); err != simdjson::SUCCESS) {
-    return json_error(origin, err);
+    return json_error(origin, err, std::string_view(json, len));
   }
   Where where(origin);
   if (root.type() != element_type::OBJECT) {
