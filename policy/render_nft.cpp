@@ -214,11 +214,25 @@ void append_set(const NftSetSpec& s, std::string* out) {
 
 }  // namespace
 
+std::string nft_set_group_part(std::string_view group) {
+  if (group.size() <= kNftGroupNameMax) return std::string(group);
+  // The kernel limits set names to 255 bytes; a group with many port ranges gets a stable
+  // shortened name: its start and a hash of the whole (FNV-1a, 64 bits).
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : group) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  return std::string(group.substr(0, kNftGroupNameMax - 18)) + "_h" + hex;
+}
+
 std::string nft_prefix_set_name(std::string_view group, bool v6) {
-  return std::string(v6 ? "p6_" : "p4_") + std::string(group);
+  return std::string(v6 ? "p6_" : "p4_") + nft_set_group_part(group);
 }
 std::string nft_name_set_name(std::string_view group, bool v6) {
-  return std::string(v6 ? "n6_" : "n4_") + std::string(group);
+  return std::string(v6 ? "n6_" : "n4_") + nft_set_group_part(group);
 }
 
 std::string nft_group_comment(const PortGroup& g) {

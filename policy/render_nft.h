@@ -33,6 +33,9 @@ inline constexpr std::string_view kNftDnsRedirectChain = "dns_redirect";
 inline constexpr uint32_t kDnsProxyMark = 0x616d6c66;  // "amlf"
 
 // Set names of a port group: p4_/p6_ (prefixes, interval sets), n4_/n6_ (learned, timeout sets).
+// A group name longer than kNftGroupNameMax is shortened to its start plus "_h" and a hash.
+inline constexpr size_t kNftGroupNameMax = 200;
+std::string nft_set_group_part(std::string_view group);
 std::string nft_prefix_set_name(std::string_view group, bool v6);
 std::string nft_name_set_name(std::string_view group, bool v6);
 // The rule comment of a group: its rule ids joined by ',', cut to kNftCommentMax with "+N".

@@ -155,6 +155,18 @@ in_ns2 nft -j list table inet amlfw | sets_json >"$WORK/a.sets"
 check "the repaired table holds exactly the policy's sets" cmp -s "$WORK/repaired.sets" "$WORK/a.sets"
 in_ns2 nft delete table inet amlfw
 
+# ---- a group with many ports: its set names are shortened (the kernel allows 255 bytes) ---
+{ cat "$WORK/a.spec"; echo "group egress tcp $(seq -s, 1000 2 1300) ids=LONG"; echo "prefix 192.0.2.77"; } >"$WORK/long.spec"
+out="$(in_ns2 "$TOOL" apply "$WORK/long.spec" 2>&1)" || true
+check "a group with 151 ports applies" [ "$(field created "$out")" = 1 ]
+"$TOOL" render "$WORK/long.spec" >"$WORK/long.nft"
+in_ns2 nft list table inet amlfw >"$WORK/long.apply"
+in_ns2 nft delete table inet amlfw
+in_ns2 nft -f "$WORK/long.nft"
+in_ns2 nft list table inet amlfw >"$WORK/long.render"
+check "... and render_nft names its sets the same" cmp -s "$WORK/long.apply" "$WORK/long.render"
+in_ns2 nft delete table inet amlfw
+
 # ---- a second apply of the same policy sends nothing; toggling inbound rewrites rules ----
 out="$(in_ns "$TOOL" apply "$WORK/in.spec" "$WORK/in.spec" "$WORK/a.spec" | tail -2)"
 check "re-applying the same policy sends no batch" [ "$(field nothing "$(head -1 <<<"$out")")" = 1 ]

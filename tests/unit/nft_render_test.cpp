@@ -192,3 +192,23 @@ TEST(RenderNft, DnsRedirectAddsNatChainAndProxyAccept) {
 
 }  // namespace
 }  // namespace amlfw
+
+namespace amlfw {
+namespace {
+
+TEST(RenderNft, LongGroupNamesAreShortenedStably) {
+  std::vector<PortRange> ports;
+  for (uint16_t p = 1000; p < 1300; p += 2) ports.push_back(PortRange{p, p});
+  const std::string g = port_group_name(Direction::kEgress, Proto::kTcp, ports);
+  ASSERT_GT(g.size(), 255u);
+  const std::string n = nft_prefix_set_name(g, false);
+  EXPECT_LE(n.size(), 255u);
+  EXPECT_EQ(n, nft_prefix_set_name(g, false));               // deterministic
+  EXPECT_EQ(n.rfind("p4_e_tcp_1000_1002_", 0), 0u);
+  ports.back().hi = ports.back().lo = 1400;                  // another group, another name
+  EXPECT_NE(nft_prefix_set_name(port_group_name(Direction::kEgress, Proto::kTcp, ports), false), n);
+  EXPECT_EQ(nft_prefix_set_name("e_tcp_443", true), "p6_e_tcp_443");  // short names unchanged
+}
+
+}  // namespace
+}  // namespace amlfw
