@@ -176,7 +176,8 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
       }
     }
   }
-  for (const auto& [name, s] : cur.sets) {
+  for (const auto& entry : cur.sets) {
+    const std::string& name = entry.first;
     bool wanted = std::any_of(want.sets.begin(), want.sets.end(), [&](const NftSetSpec& w) { return w.name == name; });
     if (!wanted || replace_sets.count(name)) b.delete_set(name);
   }
