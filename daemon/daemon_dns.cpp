@@ -93,6 +93,12 @@ Status Daemon::start_dns() {
       [this](std::string_view name, const std::vector<std::string>& groups, const std::vector<LearnedAddr>& addrs) {
         record_learned(std::string(name), groups, addrs);
       });
+  // What restore_learned() taught again counts against dns.max_learned.
+  const int64_t now = std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& r : learned_.records(now)) {
+    if (r.expires_at <= now) continue;
+    d.learner->seed(dns_groups(r.name), r.addr, static_cast<uint32_t>(std::min<int64_t>(r.expires_at - now, 1 << 30)));
+  }
   d.prune_timer = loop_->add_timer([this] { dns_->learner->prune(); });
   loop_->arm_timer(d.prune_timer, kPruneEvery, kPruneEvery);
   if (d.options.upstreams.empty())

@@ -113,6 +113,14 @@ Status DnsLearner::learn(std::string_view name, const std::vector<std::string>& 
   return {};
 }
 
+void DnsLearner::seed(const std::vector<std::string>& groups, const IpAddr& addr, uint32_t lifetime_s) {
+  const auto until = Clock::now() + std::chrono::seconds(lifetime_s);
+  for (const auto& g : groups) {
+    auto [it, inserted] = table_.try_emplace(Key{group_index(g), addr}, until);
+    if (!inserted && it->second < until) it->second = until;
+  }
+}
+
 size_t DnsLearner::prune() {
   const auto now = Clock::now();
   return std::erase_if(table_, [&](const auto& kv) { return kv.second <= now; });

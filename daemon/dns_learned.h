@@ -66,6 +66,10 @@ class DnsLearner {
   Status learn(std::string_view name, const std::vector<std::string>& groups,
                const std::vector<std::pair<IpAddr, uint32_t>>& answers);
 
+  // Records (group, addr) as alive for `lifetime_s` more seconds without teaching the kernel
+  // (what the daemon re-learned from state_dir before the proxy started), so that it counts
+  // against dns.max_learned.
+  void seed(const std::vector<std::string>& groups, const IpAddr& addr, uint32_t lifetime_s);
   // Forgets expired entries; returns how many.
   size_t prune();
   size_t size() const { return table_.size(); }

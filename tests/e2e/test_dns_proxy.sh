@@ -76,6 +76,8 @@ section "DNS rebinding: private answers are not learned"
 ask rebind.anaconda.org
 out=$(af explain 10.0.0.5:443 --json 2>&1)
 expect_eq deny "$(echo "$out" | netsim jget 'd["verdict"]' 2>/dev/null || echo "$out")" "explain 10.0.0.5:443 after a private answer"
+ask rebind.anaconda.org AAAA
+expect_eq 0 "$(hx nft list table inet amlfw | grep -cE '10\.0\.0\.5|fd00::5')" "no private address in the kernel's learned sets"
 
 section "the daemon's view"
 n=$(status_get 'd["learned_addresses"]')

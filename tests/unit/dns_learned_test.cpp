@@ -60,6 +60,21 @@ TEST(DnsLearner, FailureLeavesTheTableUnchanged) {
   EXPECT_EQ(l.size(), 1u);
 }
 
+TEST(DnsLearner, SeededEntriesCountAgainstTheTotalAndSkipRenewals) {
+  Recorder rec;
+  DnsLearner l(rec, [](std::string_view) { return std::vector<std::string>{}; }, LearnLimits{}, 2);
+  l.seed({"g"}, ip("192.0.2.1"), 5000);
+  l.seed({"g"}, ip("192.0.2.2"), 5000);
+  EXPECT_EQ(l.size(), 2u);
+  EXPECT_TRUE(rec.calls.empty());  // seeding teaches nothing
+  ASSERT_TRUE(l.learn("a", {"g"}, {{ip("192.0.2.3"), 60}}).ok());
+  EXPECT_TRUE(rec.calls.empty());  // full
+  EXPECT_EQ(l.stats().over_total_bound, 1u);
+  ASSERT_TRUE(l.learn("a", {"g"}, {{ip("192.0.2.1"), 60}}).ok());
+  EXPECT_TRUE(rec.calls.empty());  // alive longer than 60 s + grace already
+  EXPECT_EQ(l.stats().renewals_skipped, 1u);
+}
+
 TEST(DnsLearner, PruneForgetsExpired) {
   Recorder rec;
   LearnLimits lim;
