@@ -286,14 +286,12 @@ void StreamServer::on_accept() {
     auto c = std::make_unique<Client>();
     const int raw = fd.get();
     c->fd = std::move(fd);
+    auto cred = peer_credentials(raw);  // unix sockets; TCP peers have none
+    if (cred.ok()) c->peer = *cred;
     if (admit_) {
-      auto cred = peer_credentials(raw);
       std::optional<Reply> refusal;
       if (!cred.ok()) refusal = Reply{control_error_line("peer credentials: " + cred.error().message), true};
-      else {
-        c->peer = *cred;
-        refusal = admit_(c->peer);
-      }
+      else refusal = admit_(c->peer);
       if (refusal) {
         ++stats_.refused_peer;
         c->out = std::move(refusal->data);

@@ -176,9 +176,12 @@ Result<std::string_view> unframe(std::string_view bytes, Kind want, std::string_
   const uint32_t kind = r.u32();
   const uint64_t len = r.u64();
   const uint32_t crc = r.u32();
+  const uint32_t reserved = r.u32();
   if (version == 0 || version > kStateVersion)
     return data_error(where + "state format version " + std::to_string(version) + " (this amlfw reads version " +
                       std::to_string(kStateVersion) + ")" + std::string(kIgnoredFix));
+  if (reserved != 0)
+    return data_error(where + "not an amlfw state file (reserved header bytes are set)" + std::string(kIgnoredFix));
   if (kind != static_cast<uint32_t>(want))
     return data_error(where + "a " + std::string(kind_name(kind)) + " state file, expected " +
                       std::string(kind_name(static_cast<uint32_t>(want))) + std::string(kIgnoredFix));
