@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "daemon/ebpf_image.h"
+#include "daemon/ebpf_learned.h"
 #include "daemon/ebpf_object.h"
 #include "daemon/ebpf_sys.h"
 #include "daemon/enforcer.h"

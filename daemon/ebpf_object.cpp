@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
-#include <algorithm>
-#include <array>
 #include <cstring>
 #include <mutex>
 
@@ -59,9 +57,20 @@ Result<Fd> create_map(bpf_map_type type, const char* name, uint32_t key_size, ui
   return Fd(fd);
 }
 
-// Writes n entries: one BPF_MAP_UPDATE_BATCH when the map type has it, else one by one.
-Status update_many(int fd, const char* what, const void* keys, const void* values, uint32_t n, size_t key_size,
-                   size_t value_size) {
+Result<Fd> inner_fd(int outer_fd, uint32_t slot, const char* what) {
+  uint32_t id = 0;
+  if (bpf_map_lookup_elem(outer_fd, &slot, &id) != 0) {
+    return sys_error(std::string("ebpf: slot ") + std::to_string(slot) + " of " + what);
+  }
+  int fd = bpf_map_get_fd_by_id(id);
+  if (fd < 0) return sys_error(std::string("ebpf: open inner map ") + std::to_string(id) + " of " + what);
+  return Fd(fd);
+}
+
+}  // namespace
+
+Status ebpf_update_many(int fd, const char* what, const void* keys, const void* values, uint32_t n, size_t key_size,
+                        size_t value_size) {
   if (n == 0) return {};
   uint32_t count = n;
   LIBBPF_OPTS(bpf_map_batch_opts, bopts, .elem_flags = BPF_ANY);
@@ -77,89 +86,6 @@ Status update_many(int fd, const char* what, const void* keys, const void* value
   }
   return {};
 }
-
-Result<Fd> inner_fd(int outer_fd, uint32_t slot, const char* what) {
-  uint32_t id = 0;
-  if (bpf_map_lookup_elem(outer_fd, &slot, &id) != 0) {
-    return sys_error(std::string("ebpf: slot ") + std::to_string(slot) + " of " + what);
-  }
-  int fd = bpf_map_get_fd_by_id(id);
-  if (fd < 0) return sys_error(std::string("ebpf: open inner map ") + std::to_string(id) + " of " + what);
-  return Fd(fd);
-}
-
-// Renews one learned address in one family's map; 0 or the errno of the update.
-int learn_one(int fd, const void* key, uint64_t bits, uint64_t expires, uint64_t now) {
-  amlfw_learned v{};
-  if (bpf_map_lookup_elem(fd, key, &v) == 0 && v.expires_ns > now) {
-    v.groups |= bits;
-    v.expires_ns = std::max<uint64_t>(v.expires_ns, expires);
-  } else {
-    v.groups = bits;
-    v.expires_ns = expires;
-  }
-  return bpf_map_update_elem(fd, key, &v, BPF_ANY) == 0 ? 0 : errno;
-}
-
-template <size_t KeySize>
-Result<size_t> collect_one(int fd, uint64_t now) {
-  std::vector<std::array<uint8_t, KeySize>> dead;
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(fd, key.data(), &v) == 0 && v.expires_ns <= now) dead.push_back(key);
-  }
-  size_t n = 0;
-  for (const auto& k : dead) {
-    if (bpf_map_delete_elem(fd, k.data()) == 0) ++n;
-  }
-  return n;
-}
-
-template <size_t KeySize>
-Status dump_one(int fd, bool v6, std::vector<EbpfLearnedEntry>* out) {
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(fd, key.data(), &v) == 0) {
-      out->push_back(EbpfLearnedEntry{IpAddr::from_bytes(v6, key.data()), v.expires_ns, v.groups});
-    }
-  }
-  return {};
-}
-
-template <size_t KeySize>
-Status carry_one(int from, int to, const EbpfBitMap& map, uint64_t now, EbpfFillStats* st) {
-  std::vector<std::array<uint8_t, KeySize>> keys;
-  std::vector<amlfw_learned> vals;
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(from, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(from, key.data(), &v) != 0) continue;
-    v.groups = ebpf_translate_bits(v.groups, map);
-    if (v.expires_ns <= now || v.groups == 0) {
-      if (st) ++st->learned_dropped;
-      continue;
-    }
-    keys.push_back(key);
-    vals.push_back(v);
-  }
-  AMLFW_TRY(update_many(to, "learned addresses", keys.data(), vals.data(), static_cast<uint32_t>(keys.size()),
-                        KeySize, sizeof(amlfw_learned)));
-  if (st) st->learned_carried += keys.size();
-  return {};
-}
-
-}  // namespace
 
 std::string ebpf_last_libbpf_message() {
   std::lock_guard<std::mutex> lock(g_msg_mu);
@@ -371,7 +297,7 @@ Result<EbpfGeneration> ebpf_create_generation(const EbpfImage& img, uint64_t gen
     pkeys.push_back(i);
     pvals.push_back(img.ports[i]);
   }
-  AMLFW_TRY(update_many(g.ports.get(), "amlfw_i_ports", pkeys.data(), pvals.data(),
+  AMLFW_TRY(ebpf_update_many(g.ports.get(), "amlfw_i_ports", pkeys.data(), pvals.data(),
                         static_cast<uint32_t>(pkeys.size()), sizeof(uint32_t), sizeof(uint64_t)));
 
   std::vector<amlfw_lpm4_key> k4;
@@ -380,7 +306,7 @@ Result<EbpfGeneration> ebpf_create_generation(const EbpfImage& img, uint64_t gen
     k4.push_back(e.key);
     v4.push_back(e.groups);
   }
-  AMLFW_TRY(update_many(g.lpm4.get(), "amlfw_i_lpm4", k4.data(), v4.data(), static_cast<uint32_t>(k4.size()),
+  AMLFW_TRY(ebpf_update_many(g.lpm4.get(), "amlfw_i_lpm4", k4.data(), v4.data(), static_cast<uint32_t>(k4.size()),
                         sizeof(amlfw_lpm4_key), sizeof(uint64_t)));
   std::vector<amlfw_lpm6_key> k6;
   std::vector<uint64_t> v6;
@@ -388,7 +314,7 @@ Result<EbpfGeneration> ebpf_create_generation(const EbpfImage& img, uint64_t gen
     k6.push_back(e.key);
     v6.push_back(e.groups);
   }
-  AMLFW_TRY(update_many(g.lpm6.get(), "amlfw_i_lpm6", k6.data(), v6.data(), static_cast<uint32_t>(k6.size()),
+  AMLFW_TRY(ebpf_update_many(g.lpm6.get(), "amlfw_i_lpm6", k6.data(), v6.data(), static_cast<uint32_t>(k6.size()),
                         sizeof(amlfw_lpm6_key), sizeof(uint64_t)));
   if (st) {
     st->ports = pkeys.size();
@@ -429,15 +355,6 @@ Result<amlfw_conf> ebpf_read_conf(const EbpfGeneration& g) {
   return c;
 }
 
-Status ebpf_carry_learned(const EbpfGeneration& from, const amlfw_conf& from_conf, const EbpfGeneration& to,
-                          const amlfw_conf& to_conf, EbpfFillStats* st) {
-  const EbpfBitMap map = ebpf_learned_bit_map(from_conf, to_conf);
-  const uint64_t now = ebpf_now_ns();
-  AMLFW_TRY(carry_one<4>(from.learn4.get(), to.learn4.get(), map, now, st));
-  AMLFW_TRY(carry_one<16>(from.learn6.get(), to.learn6.get(), map, now, st));
-  return {};
-}
-
 Status ebpf_publish(const EbpfMapFds& maps, const EbpfGeneration& g, uint32_t slot, uint64_t generation) {
   struct Part {
     EbpfMap outer;
@@ -463,59 +380,6 @@ void ebpf_clear_slot(const EbpfMapFds& maps, uint32_t slot) {
                     EbpfMap::kLearn6}) {
     bpf_map_delete_elem(maps[m], &slot);  // ENOENT: already empty
   }
-}
-
-Status ebpf_learn(const EbpfGeneration& g, uint64_t bits, const std::vector<LearnedAddr>& addrs) {
-  const uint64_t now = ebpf_now_ns();
-  bool collected = false;
-  for (const LearnedAddr& la : addrs) {
-    const uint64_t expires = now + static_cast<uint64_t>(la.timeout_s) * 1000000000ull;
-    uint8_t key[16];
-    la.addr.to_bytes(key);
-    const int fd = la.addr.v6 ? g.learn6.get() : g.learn4.get();
-    int err = learn_one(fd, key, bits, expires, now);
-    if (err == E2BIG && !collected) {
-      collected = true;
-      auto n = ebpf_collect_learned(g);
-      if (!n.ok()) return n.error();
-      err = learn_one(fd, key, bits, expires, now);
-    }
-    if (err == E2BIG) {
-      return runtime_error("ebpf: learn " + la.addr.str() + ": the learned-address map is full (" +
-                           std::to_string(AMLFW_LEARN_MAX) +
-                           " live addresses per family; lower dns.grace or dns.max_ttl)");
-    }
-    if (err != 0) return sys_error("ebpf: learn " + la.addr.str(), err);
-  }
-  return {};
-}
-
-Result<size_t> ebpf_collect_learned(const EbpfGeneration& g) {
-  const uint64_t now = ebpf_now_ns();
-  auto a = collect_one<4>(g.learn4.get(), now);
-  if (!a.ok()) return a.error();
-  auto b = collect_one<16>(g.learn6.get(), now);
-  if (!b.ok()) return b.error();
-  return *a + *b;
-}
-
-Result<std::vector<EbpfLearnedEntry>> ebpf_dump_learned(const EbpfGeneration& g) {
-  std::vector<EbpfLearnedEntry> out;
-  AMLFW_TRY(dump_one<4>(g.learn4.get(), false, &out));
-  AMLFW_TRY(dump_one<16>(g.learn6.get(), true, &out));
-  return out;
-}
-
-Result<std::vector<uint64_t>> ebpf_read_stats(int stats_fd) {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return sys_error("ebpf: count the possible CPUs", -ncpu);
-  std::vector<uint64_t> out(AMLFW_STATS_MAX, 0);
-  std::vector<uint64_t> per(static_cast<size_t>(ncpu));
-  for (uint32_t i = 0; i < AMLFW_STATS_MAX; ++i) {
-    if (bpf_map_lookup_elem(stats_fd, &i, per.data()) != 0) return sys_error("ebpf: read amlfw_stats");
-    for (uint64_t v : per) out[i] += v;
-  }
-  return out;
 }
 
 }  // namespace amlfw

@@ -102,33 +102,15 @@ Result<EbpfGeneration> ebpf_create_generation(const EbpfImage& img, uint64_t gen
 Result<EbpfGeneration> ebpf_open_generation(const EbpfMapFds& maps, uint32_t slot);
 Result<amlfw_active> ebpf_read_active(const EbpfMapFds& maps);
 Result<amlfw_conf> ebpf_read_conf(const EbpfGeneration& g);
-// Copies the live learned addresses of `from` into `to`, their bits renumbered by group name.
-Status ebpf_carry_learned(const EbpfGeneration& from, const amlfw_conf& from_conf, const EbpfGeneration& to,
-                          const amlfw_conf& to_conf, EbpfFillStats* st);
 // Installs `g` in `slot` of every outer map, then points amlfw_active at it: one write
 // switches the whole policy.
 Status ebpf_publish(const EbpfMapFds& maps, const EbpfGeneration& g, uint32_t slot, uint64_t generation);
 // Empties `slot` (its inner maps are freed once no program runs on them).
 void ebpf_clear_slot(const EbpfMapFds& maps, uint32_t slot);
 
-// Adds (or renews) addresses with the group bits `bits`: a live entry keeps its groups and
-// the later expiry; an expired one is replaced. When the map is full, expired entries are
-// collected once and the update retried.
-Status ebpf_learn(const EbpfGeneration& g, uint64_t bits, const std::vector<LearnedAddr>& addrs);
-// Deletes expired learned addresses; returns how many.
-Result<size_t> ebpf_collect_learned(const EbpfGeneration& g);
-struct EbpfLearnedEntry {
-  IpAddr addr;
-  uint64_t expires_ns = 0;
-  uint64_t groups = 0;
-};
-Result<std::vector<EbpfLearnedEntry>> ebpf_dump_learned(const EbpfGeneration& g);
-
-// amlfw_stats summed over CPUs: [ebpf_stat_index(hook, counter)].
-constexpr size_t ebpf_stat_index(int hook, int stat) {
-  return static_cast<size_t>(hook) * static_cast<size_t>(AMLFW_STAT_PER_HOOK) + static_cast<size_t>(stat);
-}
-Result<std::vector<uint64_t>> ebpf_read_stats(int stats_fd);
+// Writes n entries: one BPF_MAP_UPDATE_BATCH when the map type has it, else one by one.
+Status ebpf_update_many(int fd, const char* what, const void* keys, const void* values, uint32_t n, size_t key_size,
+                        size_t value_size);
 
 // The last message libbpf printed (verifier log tail, ...), for error texts.
 std::string ebpf_last_libbpf_message();

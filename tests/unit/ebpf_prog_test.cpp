@@ -17,6 +17,7 @@
 
 #include "daemon/ebpf_events.h"
 #include "daemon/ebpf_image.h"
+#include "daemon/ebpf_learned.h"
 #include "daemon/ebpf_object.h"
 #include "daemon/ebpf_sys.h"
 
