@@ -44,11 +44,13 @@ Variants:
   shrink   AzureMachineLearning, Storage and BatchNodeManagement keep only their
            WestEurope block (10 of 15 prefixes removed from each; 30 of the file's 150):
            an update amlfw must refuse (service_tags.max_shrink, default 10%)
+  update2  from update: 198.51.100.60/30 comes back, the last /30 of block "new"
+           (203.0.113.76/30) goes: again a small change (1 of 20 prefixes removed)
   nomltag  AzureMachineLearning is missing entirely (a required tag absent: refused)
 
 --emit-env prints shell assignments E2E_<BLOCK>_V4 / _V6 (one sample host address per
 block), E2E_<BLOCK>_NET4 (the /28), plus E2E_AML_REMOVED_V4 (an address that variant
-update removes) and E2E_UNLISTED_V4/_V6.
+update removes), E2E_NEW_REMOVED_V4 (one that update2 removes) and E2E_UNLISTED_V4/_V6.
 """
 import argparse
 import ipaddress
@@ -137,6 +139,11 @@ def removed_prefix():
     return str(list(BLOCK["aml_x"][0].subnets(new_prefix=30))[-1])
 
 
+def new_removed_prefix():
+    """The /30 of block 'new' that variant 'update2' removes again."""
+    return str(list(BLOCK["new"][0].subnets(new_prefix=30))[-1])
+
+
 def build(variant, change_number=None):
     values = []
     for name, region, service, blocks, features in TAGS:
@@ -148,6 +155,10 @@ def build(variant, change_number=None):
                 blocks.append("new")
                 drop.add(removed_prefix())
                 change += 1
+            elif variant == "update2":
+                blocks.append("new")
+                drop.add(new_removed_prefix())
+                change += 2
             elif variant == "shrink":
                 blocks = ["aml_we"]
                 change += 1
@@ -179,7 +190,7 @@ def build(variant, change_number=None):
         })
     # Microsoft's order: global tags, then regional ones (not alphabetical).
     values.sort(key=lambda v: (v["properties"]["region"] != "", TAGS_ORDER[v["name"]]))
-    top = change_number or {"base": 375, "update": 376, "shrink": 377, "nomltag": 378}[variant]
+    top = change_number or {"base": 375, "update": 376, "shrink": 377, "nomltag": 378, "update2": 379}[variant]
     return {"changeNumber": top, "cloud": "Public", "values": values}
 
 
@@ -196,6 +207,7 @@ def emit_env():
         lines.append(f"E2E_{key}_NET4={BLOCK[name][0]}")
     rem = ipaddress.ip_network(removed_prefix())
     lines.append(f"E2E_AML_REMOVED_V4={rem.network_address + 1}")
+    lines.append(f"E2E_NEW_REMOVED_V4={ipaddress.ip_network(new_removed_prefix()).network_address + 1}")
     lines.append(f"E2E_UNLISTED_V4={UNLISTED_V4}")
     lines.append(f"E2E_UNLISTED_V6={UNLISTED_V6}")
     return "\n".join(lines) + "\n"
@@ -204,7 +216,7 @@ def emit_env():
 def tag_blocks(variant="base"):
     out = {}
     for name, _, _, blocks, _ in TAGS:
-        out[name.lower()] = list(blocks) + (["new"] if variant == "update" and name == "AzureMachineLearning" else [])
+        out[name.lower()] = list(blocks) + (["new"] if variant in ("update", "update2") and name == "AzureMachineLearning" else [])
     return out
 
 
@@ -224,7 +236,7 @@ def expectations(plan, tcp_ports, udp_ports, variant="base"):
     lines name the destination, ingress lines the source."""
     blocks_of = tag_blocks(variant)
     lines = []
-    samples = [(b, *sample(b)) for b, _, _ in BLOCKS if b != "ssh" and (b != "new" or variant == "update")]
+    samples = [(b, *sample(b)) for b, _, _ in BLOCKS if b != "ssh" and (b != "new" or variant in ("update", "update2"))]
     samples.append(("unlisted", UNLISTED_V4, UNLISTED_V6))
     for direction in ("egress", "ingress"):
         rules = [r for r in plan["rules"] if r["direction"] == direction and r.get("enforced", True) is not False]
@@ -249,7 +261,7 @@ def expectations(plan, tcp_ports, udp_ports, variant="base"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="file to write (default: stdout)")
-    ap.add_argument("--variant", default="base", choices=["base", "update", "shrink", "nomltag"])
+    ap.add_argument("--variant", default="base", choices=["base", "update", "update2", "shrink", "nomltag"])
     ap.add_argument("--change-number", type=int, help="top-level changeNumber (default: 375 + variant)")
     ap.add_argument("--crlf", action="store_true", help="CRLF line endings (Microsoft did publish some)")
     ap.add_argument("--emit-env", action="store_true", help="print the address plan as shell variables")

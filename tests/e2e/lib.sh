@@ -444,7 +444,16 @@ hold_stop() {  # (may run in a $(...) subshell: waits for the result file, not t
   cat "$E2E_TMP/hold.$1" 2>/dev/null || echo "FAIL no result"
 }
 
-# wait_until TIMEOUT_S CMD...: retry CMD every 100 ms until it succeeds.
+# wait_for TIMEOUT_S 'SHELL EXPRESSION': evaluate it every 100 ms until it is true (the
+# expression is re-evaluated each time: '[ "$(change)" = 376 ]').
+wait_for() {
+  local n=$(( $1 * 10 )) i
+  for ((i = 0; i < n; i++)); do eval "$2" && return 0; sleep 0.1; done
+  return 1
+}
+
+# wait_until TIMEOUT_S CMD...: retry CMD every 100 ms until it succeeds (CMD's arguments
+# are expanded once, by the caller: use wait_for for expressions with $(...)).
 wait_until() {
   local n=$(( $1 * 10 )) i
   shift

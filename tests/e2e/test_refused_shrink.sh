@@ -53,17 +53,20 @@ write_tags base
 kill -HUP "$E2E_DAEMON_PID"
 sleep 1
 good=$(amlfw_table)
-cp "$E2E_CONFIG" "$E2E_TMP/good.toml"
-printf 'regoin = "westeurope"\n' >>"$E2E_CONFIG"
+daemon_config=$E2E_CONFIG
+cp "$daemon_config" "$E2E_TMP/good.toml"
+printf 'regoin = "westeurope"\n' >>"$daemon_config"
+E2E_CONFIG="$E2E_TMP/good.toml"   # amlfw status reads the runtime dir from a good copy
 kill -HUP "$E2E_DAEMON_PID"
 unchanged "a bad configuration"
-cp "$E2E_TMP/good.toml" "$E2E_CONFIG"
+cp "$E2E_TMP/good.toml" "$daemon_config"
+E2E_CONFIG=$daemon_config
 expect_match '^OK' "$(hold_stop est)" "an established connection echoed through every refusal"
 
 section "the next good update is accepted"
 write_tags update
 kill -HUP "$E2E_DAEMON_PID"
-if wait_until 15 test "$(change)" = 376; then ok "change_number 376"; else bad "change_number '$(change)', want 376"; fi
+if wait_for 15 '[ "$(change)" = 376 ]'; then ok "change_number 376"; else bad "change_number '$(change)', want 376"; fi
 expect_connect "$E2E_NEW_V4" 443 tcp "added block"
 good=$(amlfw_table)
 
