@@ -74,7 +74,7 @@ if ! daemon_wait_ready 20; then
   E2E_FAILED=1
   exit 1
 fi
-af status 2>/dev/null | sed 's/^/  /' | head -12
+af status --json 2>/dev/null | netsim jget '"  ready: mode %s, backend %s, generation %s, %s rules, service tags #%s (%s), %s addresses learned so far" % (d["mode"], d["backend"], d["generation"], len(d["rules"]) if isinstance(d["rules"], list) else d["rules"], d["service_tags"]["change_number"], d["service_tags"]["cloud"], d["learned_addresses"])' 2>/dev/null || echo "  ready"
 
 # destination | what it stands for | expected
 ROWS=$(cat <<EOF
@@ -83,7 +83,7 @@ management.azure.com:443|Azure Resource Manager|reachable
 ml.azure.com:443|Azure ML studio|reachable
 westeurope.api.azureml.ms:443|Azure ML API (*.azureml.ms)|reachable
 ci1.westeurope.instances.azureml.ms:8787|compute instance, RStudio port|reachable
-mystore.blob.core.windows.net:443|Batch storage (*.blob.core.windows.net, via CNAME)|reachable
+mystore.blob.core.windows.net:443|Batch storage (*.blob..., through a CNAME)|reachable
 viennaglobal.azurecr.io:443|Azure ML base images|reachable
 pypi.org:443|pypi.org|reachable
 files.pythonhosted.org:443|pip downloads (*.pythonhosted.org)|reachable
@@ -108,9 +108,10 @@ EOF
 )
 
 echo
-printf '%-42s %-50s %-16s %-22s %s\n' "DESTINATION" "STANDS FOR" "ADDRESS" "RESULT" "RULE (amlfw explain)"
+printf '%-41s %-46s %-15s %-22s %s\n' "DESTINATION" "STANDS FOR" "ADDRESS" "RESULT" "RULE (amlfw explain --json)"
 printf '%s\n' "$(printf '%.0s-' {1..150})"
 unexpected=0
+starred=0
 while IFS='|' read -r dest what expected; do
   target=$dest proto=tcp
   case "$target" in */udp) proto=udp; target=${target%/udp} ;; esac
@@ -131,13 +132,14 @@ while IFS='|' read -r dest what expected; do
   if [ "$res" = ok ]; then result="reachable"; else result="BLOCKED"; fi
   shown="$result"
   [ "$result" = BLOCKED ] && shown="BLOCKED ($res, ${ms}ms)"
-  ex=$(af explain "$dest" --json 2>/dev/null | netsim jget '(d["rule"] or "-") + ": " + d.get("why", "")[:60]' 2>/dev/null || echo "?")
+  rule=$(af explain "$dest" --json 2>/dev/null | netsim jget 'd["rule"] or "-"' 2>/dev/null || echo "? (explain failed)")
+  [ -n "$note" ] && starred=1
   mark=""
   if [ "$result" != "$expected" ]; then mark="  <-- expected $expected"; unexpected=$((unexpected + 1)); fi
   if [ "$result" = reachable ]; then col=$(green "$(printf '%-22s' "$shown")"); else col=$(red "$(printf '%-22s' "$shown")"); fi
-  printf '%-42s %-50s %-16s %s %s%s\n' "$dest" "${what:0:50}" "$addr${note:+*}" "$col" "$ex" "$mark"
+  printf '%-41s %-46s %-15s %s %s%s\n' "$dest" "${what:0:46}" "$addr${note:+*}" "$col" "$rule" "$mark"
 done <<<"$ROWS"
-echo "(* the proxy gave no usable answer for the name; the demo tried its simulated address directly)"
+[ "$starred" = 1 ] && echo "(* the proxy gave no usable answer for the name; the demo tried its simulated address directly)"
 echo "BLOCKED connections fail fast: a reset or an ICMP error, not a timeout."
 
 daemon_stop
