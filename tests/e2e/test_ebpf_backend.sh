@@ -220,12 +220,17 @@ expect_match '^OK [0-9]+' "$(hold_stop h1)" "an established connection kept echo
 gen1=$(ebx dump | sed -nE 's/^active .*generation=([0-9]+).*/\1/p')
 expect_eq $((gen0 + 4)) "$gen1" "four re-applies, four generations"
 expect_connect "$(name_v4 $repo)" 443 tcp "$repo carried into the new generations"
+cp "$E2E_CONFIG" "$E2E_TMP/base.toml"
 CFG_FEATURES="custom_images = true" ebpf_config
-ebx apply --config "$E2E_CONFIG" >/dev/null
+cp "$E2E_CONFIG" "$E2E_TMP/acr.toml"
+out=$(ebx apply --config "$E2E_TMP/base.toml" --then "$E2E_TMP/acr.toml" --then "$E2E_TMP/acr.toml" 2>&1)
+expect_match $'\napply adopted=0 fresh=0 nothing=0 .*links_created=0 links_updated=0' "$out" \
+  "a change in the same process: a new generation, links untouched"
+expect_match $'\napply adopted=0 fresh=0 nothing=1 ' "$out" "the same policy again in the same process: nothing to do"
 expect_connect "$E2E_ACR_WE_V4" 443 tcp "custom_images = true: AzureContainerRegistry.WestEurope"
-ebpf_config
-ebx apply --config "$E2E_CONFIG" >/dev/null
+ebx apply --config "$E2E_TMP/base.toml" >/dev/null
 expect_eperm "$E2E_ACR_WE_V4" 443 tcp "custom_images = false again"
+ebpf_config
 
 section "kill -9 of the owning process keeps enforcement; a new process adopts"
 rm -f "$E2E_TMP/owner.out"

@@ -2,9 +2,11 @@
 // ebpf_tool: a developer and test driver of the eBPF backend (not installed), until
 // `amlfw apply` selects it with backend = "ebpf".
 //
-//   ebpf_tool apply --config F [--stay]           compile F's policy (its service-tags file, its
-//                                                 upstreams) and apply it; --stay: then wait for
-//                                                 SIGTERM/SIGKILL (an "owning process")
+//   ebpf_tool apply --config F [--then F2]... [--stay]
+//                                                 compile F's policy (its service-tags file, its
+//                                                 upstreams) and apply it; then F2... in the same
+//                                                 process; --stay: then wait for SIGTERM/SIGKILL
+//                                                 (an "owning process")
 //   ebpf_tool learn --config F (--name HOST | --group G) SECONDS ADDR...
 //                                                 apply, then learn ADDRs for HOST's groups or G
 //   ebpf_tool dump                                generation, groups, learned addresses, counters
@@ -41,6 +43,7 @@ struct Args {
   bool stay = false;
   long count = -1;
   int timeout_ms = 1000;
+  std::vector<std::string> then;
   std::vector<std::string> rest;
 };
 
@@ -102,6 +105,13 @@ int cmd_apply(const Args& a, bool learn) {
   Status s = (*be)->apply(c->policy, c->groups);
   if (!s.ok()) return fail(s.error());
   print_report("apply", (*be)->last_report());
+  for (const std::string& f : a.then) {
+    auto c2 = compile_from(f);
+    if (!c2.ok()) return fail(c2.error());
+    s = (*be)->apply(c2->policy, c2->groups);
+    if (!s.ok()) return fail(s.error());
+    print_report("apply", (*be)->last_report());
+  }
   if (learn) {
     if (a.rest.size() < 2) return usage();
     std::vector<std::string> groups;
@@ -209,6 +219,7 @@ int main(int argc, char** argv) {
     else if (v[i] == "--name") a.name = next();
     else if (v[i] == "--group") a.group = next();
     else if (v[i] == "--stay") a.stay = true;
+    else if (v[i] == "--then") a.then.push_back(next());
     else if (v[i] == "--count") a.count = std::stol(next());
     else if (v[i] == "--timeout-ms") a.timeout_ms = std::stoi(next());
     else a.rest.push_back(v[i]);
