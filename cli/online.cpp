@@ -29,9 +29,7 @@ Result<std::unique_ptr<Enforcer>> open_backend(const std::string& config_path) {
 }  // namespace
 
 Result<nlohmann::json> ask_daemon(const Options& o, const nlohmann::json& request, std::chrono::milliseconds timeout) {
-  auto cfg = load_config(o.config);
-  if (!cfg.ok()) return cfg.error();
-  auto reply = control_call(control_socket_path(*cfg), request, timeout);
+  auto reply = control_call(control_socket_path_for(o.config), request, timeout);
   if (!reply.ok()) return reply.error();
   if (!reply->value("ok", false)) {
     const std::string e = reply->value("error", std::string("the daemon refused the request"));

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <toml++/toml.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -97,6 +99,21 @@ std::string control_reply_line(nlohmann::json j) {
 
 std::string control_socket_path(const Config& c) {
   return c.paths.runtime_dir + "/" + std::string(kControlSocketName);
+}
+
+std::string control_socket_path_for(const std::string& config_path) {
+  auto cfg = load_config(config_path);
+  if (cfg.ok()) return control_socket_path(*cfg);
+  Config dflt;
+  std::string dir = dflt.paths.runtime_dir;
+  try {
+    const toml::table t = toml::parse_file(config_path);
+    if (auto v = t["paths"]["runtime_dir"].value<std::string>(); v && !v->empty() && (*v)[0] == '/') dir = *v;
+  } catch (const std::exception&) {
+    // unparsable: the default runtime_dir
+  }
+  dflt.paths.runtime_dir = dir;
+  return control_socket_path(dflt);
 }
 
 // ---- peers -------------------------------------------------------------------------------
@@ -433,6 +450,7 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
     const ssize_t n = ::send(fd.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
+      if (errno == EPIPE || errno == ECONNRESET) break;  // refused at once: its reply is already queued
       return sys_error("send to " + socket_path);
     }
     off += static_cast<size_t>(n);

@@ -57,6 +57,10 @@ std::string control_reply_line(nlohmann::json j);
 
 // <runtime_dir>/control.sock
 std::string control_socket_path(const Config& c);
+// The same for the configuration file at `config_path`, also when that file no longer
+// validates (a reload is about to be refused: the client must still find the daemon):
+// paths.runtime_dir is then read leniently, else the default is used.
+std::string control_socket_path_for(const std::string& config_path);
 
 // ---- peers -------------------------------------------------------------------------------
 
