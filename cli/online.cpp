@@ -94,7 +94,11 @@ int cmd_apply(const Options& o) {
 
 int cmd_run(const Options& o) {
   auto be = open_backend(o.config);
-  if (!be.ok()) return fail(be.error());
+  if (!be.ok()) {  // systemd (Type=notify) gets the reason too
+    (void)SdNotifier::from_environment().notify("STATUS=start failed: " + be.error().message +
+                                                "\nERRNO=" + std::to_string(static_cast<int>(be.error().code)));
+    return fail(be.error());
+  }
   DaemonOptions d;
   d.config_path = o.config;
   d.force = o.force;
