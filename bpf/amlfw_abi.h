@@ -165,15 +165,19 @@ struct amlfw_event {
 	__u8 pad;
 };
 
+/* The same layout on both sides (clang -target bpf and g++). */
 #ifdef __cplusplus
-static_assert(sizeof(struct amlfw_group) == 80, "amlfw_group layout");
-static_assert(sizeof(struct amlfw_conf) == 48 + 80 * AMLFW_MAX_GROUPS, "amlfw_conf layout");
-static_assert(sizeof(struct amlfw_active) == 16, "amlfw_active layout");
-static_assert(sizeof(struct amlfw_lpm4_key) == 8, "amlfw_lpm4_key layout");
-static_assert(sizeof(struct amlfw_lpm6_key) == 20, "amlfw_lpm6_key layout");
-static_assert(sizeof(struct amlfw_learned) == 16, "amlfw_learned layout");
-static_assert(sizeof(struct amlfw_flow_key) == 24, "amlfw_flow_key layout");
-static_assert(sizeof(struct amlfw_event) == 72, "amlfw_event layout");
+#define AMLFW_ABI_ASSERT static_assert
+#else
+#define AMLFW_ABI_ASSERT _Static_assert
 #endif
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_group) == 80, "amlfw_group layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_conf) == 48 + 80 * AMLFW_MAX_GROUPS, "amlfw_conf layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_active) == 16, "amlfw_active layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_lpm4_key) == 8, "amlfw_lpm4_key layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_lpm6_key) == 20, "amlfw_lpm6_key layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_learned) == 16, "amlfw_learned layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_flow_key) == 24, "amlfw_flow_key layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_event) == 72, "amlfw_event layout");
 
 #endif /* AMLFW_BPF_ABI_H */
