@@ -71,8 +71,8 @@ DnsProxy::~DnsProxy() {
   *alive_ = false;
   for (auto& [seq, p] : pending_) {
     if (p.sock) loop_.remove_fd(p.sock.get());
-    loop_.remove_timer(p.timer);
   }
+  if (deadline_timer_ != 0) loop_.remove_timer(deadline_timer_);
   for (auto& [id, c] : clients_) {
     loop_.remove_fd(c.fd.get());
     loop_.remove_timer(c.idle_timer);
@@ -377,7 +377,6 @@ void DnsProxy::on_query(std::span<const uint8_t> msg, bool tcp, int udp_fd, cons
   p.client_id = p.parsed.header.id;
   p.query.assign(msg.begin(), msg.end());
   p.upstream = preferred_ % opts_.upstreams.size();
-  p.timer = loop_.add_timer([this, seq] { attempt_failed(seq, "timed out"); });
   pending_.emplace(seq, std::move(p));
   if (tcp) {
     auto it = clients_.find(client);
@@ -430,7 +429,21 @@ void DnsProxy::start_attempt(uint64_t seq) {
     return;
   }
   p.sock = std::move(fd);
-  loop_.arm_timer(p.timer, opts_.upstream_timeout);
+  const auto at = EventLoop::now() + opts_.upstream_timeout;
+  deadlines_.push_back(Deadline{at, seq, p.attempts});
+  if (deadline_timer_ == 0) deadline_timer_ = loop_.add_timer([this] { on_deadlines(); });
+  if (!loop_.timer_armed(deadline_timer_)) loop_.arm_timer(deadline_timer_, opts_.upstream_timeout);
+}
+
+void DnsProxy::on_deadlines() {
+  const auto now = EventLoop::now();
+  while (!deadlines_.empty() && deadlines_.front().at <= now) {
+    const Deadline d = deadlines_.front();
+    deadlines_.pop_front();
+    auto it = pending_.find(d.seq);
+    if (it != pending_.end() && it->second.attempts == d.attempt) attempt_failed(d.seq, "timed out");
+  }
+  if (!deadlines_.empty()) loop_.arm_timer(deadline_timer_, deadlines_.front().at - now);
 }
 
 void DnsProxy::attempt_failed(uint64_t seq, const char* why) {
@@ -577,7 +590,6 @@ void DnsProxy::finish(uint64_t seq) {
   if (it == pending_.end()) return;
   Pending& p = it->second;
   if (p.sock) loop_.remove_fd(p.sock.get());
-  loop_.remove_timer(p.timer);
   const bool tcp = p.tcp;
   const uint64_t client = p.client;
   pending_.erase(it);

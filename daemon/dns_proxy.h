@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <span>
@@ -123,7 +124,14 @@ class DnsProxy {
     bool connected = false;       // TCP: connect finished
     size_t out_off = 0;           // TCP: bytes of [len][query] written
     std::vector<uint8_t> in;      // TCP: answer bytes read
-    EventLoop::TimerId timer = 0;
+  };
+  // Attempt deadlines, in the order the attempts started (all have the same timeout, so
+  // the queue is sorted): one loop timer armed for the front, entries of finished queries
+  // skipped when they come due. No timer call per query.
+  struct Deadline {
+    EventLoop::Clock::time_point at;
+    uint64_t seq = 0;
+    size_t attempt = 0;
   };
 
   DnsProxy(EventLoop& loop, DnsLearner& learner, DnsProxyOptions opts)
@@ -146,6 +154,7 @@ class DnsProxy {
   void start_attempt(uint64_t seq);
   void attempt_failed(uint64_t seq, const char* why);
   void on_upstream_event(uint64_t seq, uint32_t events);
+  void on_deadlines();
   // False when the answer was ignored (not for this query) and the attempt goes on.
   bool on_upstream_answer(uint64_t seq, std::span<uint8_t> msg);
   void send_direct(bool tcp, int udp_fd, const sockaddr_storage* peer, socklen_t peer_len, uint64_t client,
@@ -163,6 +172,8 @@ class DnsProxy {
   std::unordered_map<int, uint64_t> client_by_fd_;
   uint64_t next_client_ = 1;
   std::map<uint64_t, Pending> pending_;  // by age
+  std::deque<Deadline> deadlines_;
+  EventLoop::TimerId deadline_timer_ = 0;
   uint64_t next_seq_ = 1;
   size_t preferred_ = 0;                 // the upstream that answered last
   std::vector<uint8_t> buf_;             // client datagrams

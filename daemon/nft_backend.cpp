@@ -336,9 +336,13 @@ Status NftBackend::learn_once(const std::vector<std::string>& groups, const std:
     return s;
   }
   for (const auto& [key, until] : expiry) state_.sets[key.first].learned[key.second] = until;
-  // Forget what has expired.
-  for (auto& [name, st] : state_.sets) {
-    std::erase_if(st.learned, [&](const auto& kv) { return kv.second <= now; });
+  // Forget what has expired, at most every few seconds: a walk over every learned address
+  // on each learn() would make the DNS proxy's learning O(learned) per answer.
+  if (now - last_prune_ >= kPruneEvery) {
+    last_prune_ = now;
+    for (auto& [name, st] : state_.sets) {
+      std::erase_if(st.learned, [&](const auto& kv) { return kv.second <= now; });
+    }
   }
   return {};
 }

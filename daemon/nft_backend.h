@@ -69,6 +69,8 @@ class NftBackend final : public Enforcer {
   bool applied_ = false; // state_ comes from a successful apply (learn may use it)
   State state_;
   NftApplyReport report_;
+  static constexpr auto kPruneEvery = std::chrono::seconds(5);
+  Clock::time_point last_prune_{};  // learn_once(): expired learned entries last forgotten
 };
 
 }  // namespace amlfw
