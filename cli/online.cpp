@@ -11,6 +11,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/ebpf_backend.h"
 #include "daemon/nft_backend.h"
 
 namespace amlfw::cli {
@@ -19,8 +20,13 @@ namespace {
 Result<std::unique_ptr<Enforcer>> open_backend(const std::string& config_path) {
   auto cfg = load_config(config_path);
   if (!cfg.ok()) return cfg.error();
-  if (cfg->backend == Backend::kEbpf)
-    return usage_error(cfg->path + ": backend = \"ebpf\" is not available in this build (use \"nftables\")");
+  if (cfg->backend == Backend::kEbpf) {
+    EbpfOptions eo;
+    eo.cgroup = cfg->ebpf.cgroup;  // "" = the cgroup v2 root
+    auto be = EbpfBackend::create(eo);
+    if (!be.ok()) return be.error();
+    return std::unique_ptr<Enforcer>(std::move(*be));
+  }
   auto nft = NftBackend::create();
   if (!nft.ok()) return nft.error();
   return std::unique_ptr<Enforcer>(std::move(*nft));
@@ -113,11 +119,14 @@ int cmd_run(const Options& o) {
 }
 
 int cmd_flush(const Options&) {
+  // Both backends, whatever the configuration says: flush is for emergencies and uninstall.
   auto nft = NftBackend::create();
   if (!nft.ok()) return fail(nft.error());
   Status s = (*nft)->flush();
   if (!s.ok()) return fail(s.error());
-  std::cout << "amlfw: enforcement removed (table inet amlfw deleted)\n";
+  Status b = EbpfBackend::remove_pins();
+  if (!b.ok()) return fail(b.error());
+  std::cout << "amlfw: enforcement removed (table inet amlfw deleted, eBPF programs detached and unpinned)\n";
   return 0;
 }
 
