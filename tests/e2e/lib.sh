@@ -447,18 +447,24 @@ hold_stop() {  # (may run in a $(...) subshell: waits for the result file, not t
 # wait_for TIMEOUT_S 'SHELL EXPRESSION': evaluate it every 100 ms until it is true (the
 # expression is re-evaluated each time: '[ "$(change)" = 376 ]').
 wait_for() {
-  local n=$(( $1 * 10 )) i
-  for ((i = 0; i < n; i++)); do eval "$2" && return 0; sleep 0.1; done
-  return 1
+  local end=$((SECONDS + $1))
+  while :; do
+    eval "$2" && return 0
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.1
+  done
 }
 
 # wait_until TIMEOUT_S CMD...: retry CMD every 100 ms until it succeeds (CMD's arguments
 # are expanded once, by the caller: use wait_for for expressions with $(...)).
 wait_until() {
-  local n=$(( $1 * 10 )) i
+  local end=$((SECONDS + $1))
   shift
-  for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-  return 1
+  while :; do
+    "$@" && return 0
+    [ "$SECONDS" -ge "$end" ] && return 1
+    sleep 0.1
+  done
 }
 
 # status_get EXPR: evaluate a Python expression on `amlfw status --json` (d).
