@@ -91,10 +91,16 @@ Status Daemon::program(const Policy& p, const char* why) {
     ++counters_.apply_errors;
     return std::move(s).error().context(std::string("apply (") + why + ")");
   }
+  // The generation counts applied changes: a reload or refresh that changes nothing in the
+  // kernel (same groups, same elements, same base settings) keeps it.
+  const bool changed = generation_ == 0 || !diff_groups(group_rules(policy_), groups).empty() ||
+                       p.mode != policy_.mode || p.inbound_enforce != policy_.inbound_enforce ||
+                       p.platform_azure != policy_.platform_azure || p.dns_redirect != policy_.dns_redirect ||
+                       p.dns_upstreams != policy_.dns_upstreams || p.dns_upstream_port != policy_.dns_upstream_port;
   note_programmed(p);
   policy_ = p;
-  ++generation_;
-  LOG_INFO("%s: %s", why, summary(policy_, generation_).c_str());
+  if (changed) ++generation_;
+  LOG_INFO("%s: %s%s", why, summary(policy_, generation_).c_str(), changed ? "" : " (no change)");
   save_policy_state();
   return {};
 }
