@@ -32,8 +32,6 @@ std::string mount_of(const std::string& fstype) {
 
 }  // namespace
 
-std::string cgroup2_mount() { return mount_of("cgroup2"); }
-
 std::vector<KernelFeature> probe_kernel() {
   std::vector<KernelFeature> out;
   {
@@ -49,7 +47,7 @@ std::vector<KernelFeature> probe_kernel() {
     }
     out.push_back(f);
   }
-  const std::string cg = cgroup2_mount();
+  const std::string cg = mount_of("cgroup2");
   out.push_back({"cgroup2", !cg.empty(), cg.empty() ? "no cgroup2 mount in /proc/self/mountinfo" : cg});
   const std::string bpffs = mount_of("bpf");
   out.push_back({"bpffs", !bpffs.empty(), bpffs.empty() ? "not mounted (amlfw mounts it at /sys/fs/bpf)" : bpffs});

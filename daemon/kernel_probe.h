@@ -14,7 +14,5 @@ struct KernelFeature {
 };
 
 std::vector<KernelFeature> probe_kernel();
-// The cgroup v2 mount point from /proc/self/mountinfo ("" if none).
-std::string cgroup2_mount();
 
 }  // namespace amlfw
