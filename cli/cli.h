@@ -23,6 +23,7 @@ struct Options {
   std::string format = "table";
   bool json = false;
   bool force = false;
+  bool probe_tags = false;  // check: one address of each service tag and CIDR rule too
   std::string revision;
   std::string cloud;
   std::vector<std::string> args;  // positional

@@ -19,7 +19,7 @@ constexpr const char* kUsage =
     "  status    what the running daemon enforces now (--json)\n"
     "  reload    ask the running daemon to reload its configuration\n"
     "  explain   TARGET: IP, IP:PORT, [IPv6]:PORT, HOST, HOST:PORT, optionally /udp (--json)\n"
-    "  check     probe every concrete required endpoint (--json)\n"
+    "  check     probe every concrete required endpoint (--json, --probe-tags)\n"
     "  flush     remove every trace of enforcement\n"
     "  restore   enforce the last good state of state_dir, no network (boot)\n"
     "  catalog   list the built-in catalog (--revision R, --cloud C, --json)\n"
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     }
     if (a == "--json") { o.json = true; continue; }
     if (a == "--force") { o.force = true; continue; }
+    if (a == "--probe-tags") { o.probe_tags = true; continue; }
     const bool is_flag = a.size() > 1 && a[0] == '-' ;
     if (is_flag) {
       std::string_view name = a.substr(0, a.find('='));

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Commands that touch the kernel or the running daemon: apply, run, flush, status, reload, check.
+// Commands that touch the kernel or the running daemon: apply, run, flush, status, reload (check: cli/check.cpp).
 #include <unistd.h>
 
 #include <chrono>
@@ -172,10 +172,6 @@ int cmd_restore(const Options& o) {
               static_cast<long long>(unix_now() - rep->state.saved_at), rep->rules, rep->prefixes, rep->learned,
               rep->learned_expired, ms, rep->load_ms, rep->compile_ms, rep->apply_ms, rep->learn_ms);
   return 0;
-}
-
-int cmd_check(const Options&) {
-  return fail(runtime_error("check: not available in this build"));
 }
 
 }  // namespace amlfw::cli
