@@ -159,10 +159,21 @@ int cmd_restore(const Options& o) {
   auto cfg = load_config(o.config);
   if (cfg.ok()) dir = cfg->paths.state_dir;
   else std::fprintf(stderr, "amlfw: warning: %s; restoring from %s\n", cfg.error().message.c_str(), dir.c_str());
-  auto nft = NftBackend::create();
-  if (!nft.ok()) return fail(nft.error());
+  // The backend the saved configuration names.
+  auto open = [](const Config& c) -> Result<std::unique_ptr<Enforcer>> {
+    if (c.backend == Backend::kEbpf) {
+      EbpfOptions eo;
+      eo.cgroup = c.ebpf.cgroup;
+      auto be = EbpfBackend::create(eo);
+      if (!be.ok()) return be.error();
+      return std::unique_ptr<Enforcer>(std::move(*be));
+    }
+    auto nft = NftBackend::create();
+    if (!nft.ok()) return nft.error();
+    return std::unique_ptr<Enforcer>(std::move(*nft));
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  auto rep = restore_state(dir, **nft, unix_now());
+  auto rep = restore_state(dir, open, unix_now());
   if (!rep.ok()) return fail(rep.error());
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   if (!rep->learned_problem.empty()) std::fprintf(stderr, "amlfw: warning: %s\n", rep->learned_problem.c_str());

@@ -17,7 +17,9 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -152,7 +154,7 @@ struct RestoreReport {
   std::string state_dir;
   PolicyState state;
   size_t rules = 0;
-  size_t prefixes = 0;           // ranges programmed (v4 + v6, after merging)
+  size_t prefixes = 0;           // ranges of the enforced groups (v4 + v6, after merging)
   size_t learned = 0;            // learned addresses programmed again
   size_t learned_expired = 0;    // saved ones that had expired
   std::string learned_problem;   // learned.state unusable (one line), "" when fine
@@ -161,6 +163,9 @@ struct RestoreReport {
 // `amlfw restore`: enforces the last good state of `state_dir` with `e`. No DNS, no network.
 // Exit::kRuntime when there is no state (message says so), Exit::kData when it is corrupt.
 Result<RestoreReport> restore_state(const std::string& state_dir, Enforcer& e, int64_t now);
+// The same with the backend the saved configuration names (`open` gets that configuration).
+using BackendFactory = std::function<Result<std::unique_ptr<Enforcer>>(const Config&)>;
+Result<RestoreReport> restore_state(const std::string& state_dir, const BackendFactory& open, int64_t now);
 
 int64_t unix_now();
 
