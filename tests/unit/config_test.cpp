@@ -315,7 +315,7 @@ const ErrorCase kErrorCases[] = {
     {"foo = 1",
      "t.toml:1:1: unknown key 'foo' (remove it; known keys: catalog, cloud, region, storage_accounts, "
      "container_registries, workspace_id, backend, mode, features, inbound, service_tags, dns, platform, "
-     "allow, ebpf, paths, metrics)"},
+     "allow, ebpf, paths, metrics, control)"},
     {"[platform]\nzzz = 1", "t.toml:2:1: unknown key 'zzz' (remove it; known keys here: azure)"},
     {"[platform.extra]", "t.toml:1:11: unknown key 'extra' (remove it; known keys here: azure)"},
     // cloud, region, backend, mode, catalog
