@@ -3,6 +3,7 @@
 # DNS proxy benchmark (docs/dns.md): dnsperf on loopback, in a throwaway network namespace.
 #
 #   sudo bench/dns_bench.sh /path/to/amlfw [SECONDS]
+#   sudo bench/dns_bench.sh BUILD_DIR [SECONDS]        (as bench/run.sh calls it)
 #
 # Three servers answer the same data (dnsmasq, authoritative for *.anaconda.org from a
 # hosts file: every name its own IPv6 address, so each new name is new work for the kernel):
@@ -20,6 +21,7 @@
 set -uo pipefail
 AMLFW=${1:-}
 SECS=${2:-5}
+[ -d "$AMLFW" ] && AMLFW="$AMLFW/amlfw"
 [ -x "$AMLFW" ] || { echo "usage: sudo $0 /path/to/amlfw [SECONDS]" >&2; exit 2; }
 case "$AMLFW" in /*) ;; *) AMLFW="$PWD/$AMLFW" ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "dns_bench: SKIP: needs root" >&2; exit 77; }

@@ -22,6 +22,11 @@
 #include "daemon/dns_wire.h"
 
 int main(int argc, char** argv) {
+  if (argc == 1) {  // bench/run.sh runs every *_bench without arguments
+    std::printf("dns_latency_bench: a helper of bench/dns_bench.sh (usage: %s SERVER PORT QUERY_FILE SECONDS)\n",
+                argv[0]);
+    return 0;
+  }
   if (argc != 5) {
     std::fprintf(stderr, "usage: %s SERVER PORT QUERY_FILE SECONDS\n", argv[0]);
     return 2;

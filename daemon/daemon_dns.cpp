@@ -66,13 +66,16 @@ void Daemon::open_dns_proxy() {
   DnsRuntime& d = *dns_;
   auto p = DnsProxy::create(*loop_, *d.learner, d.options);
   if (!p.ok()) {
-    LOG_ERR("%s; wildcard names are not learned until it works (retrying every %llds)", p.error().message.c_str(),
-            static_cast<long long>(kBindRetry.count()));
+    if (p.error().message != d.last_bind_error)
+      LOG_ERR("%s; wildcard names are not learned until it works (retrying every %llds)", p.error().message.c_str(),
+              static_cast<long long>(kBindRetry.count()));
+    d.last_bind_error = p.error().message;
     if (d.retry_timer == 0) d.retry_timer = loop_->add_timer([this] { open_dns_proxy(); });
     loop_->arm_timer(d.retry_timer, kBindRetry);
     return;
   }
   d.proxy = std::move(*p);
+  d.last_bind_error.clear();
   std::string where;
   for (const auto& b : d.proxy->bound()) where += (where.empty() ? "" : ", ") + b.str();
   LOG_INFO("dns proxy: serving on %s (udp, tcp), %zu upstream(s)%s", where.c_str(), d.options.upstreams.size(),

@@ -20,6 +20,7 @@ struct DnsRuntime {
   std::unique_ptr<DnsProxy> proxy;
   DnsProxyOptions options;               // what the proxy was (or is to be) opened with
   EventLoop::TimerId retry_timer = 0;    // binding failed: try again
+  std::string last_bind_error;           // logged once until it changes
   EventLoop::TimerId prune_timer = 0;
   // The groups that have learned-address sets in the applied policy (by generation).
   uint64_t groups_generation = 0;

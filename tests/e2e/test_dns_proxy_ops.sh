@@ -210,4 +210,22 @@ expect_connect "$(name_v4 westeurope.api.azureml.ms)" 443 tcp "learned from the 
 ask abc.notebooks.azure.net
 expect_connect "$(name_v4 abc.notebooks.azure.net)" 443 tcp "the proxy's own upstream queries are not looped back"
 daemon_stop
+
+# ---------------------------------------------------------------------------------------
+section "the proxy's port is taken at start: the daemon runs, the proxy comes when it is free"
+write_config "$E2E_CONFIG"
+bg hx "$E2E_PY" -c "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('$P', $PP)); time.sleep(60)"
+squatter=$E2E_LAST_PID
+sleep 0.3
+daemon_start
+if daemon_wait_ready 15; then ok "amlfw run is ready without its proxy"; else bad "amlfw run did not start"; fi
+wait_until 3 grep -q "retrying every" "$E2E_TMP/daemon.log" && ok "the bind failure is logged" || bad "no log line for the bind failure"
+kill "$squatter" 2>/dev/null
+if wait_until 10 bash -c "ip netns exec $E2E_HNS $E2E_PY $E2E_NETSIM dnsq $P pytorch.org --port $PP --timeout 0.5 | grep -q '^A '"; then
+  ok "the proxy serves once the port is free"
+else
+  bad "the proxy did not come up after the port was freed"
+fi
+expect_eq 1 "$(grep -c 'retrying every' "$E2E_TMP/daemon.log")" "the bind failure is logged once, not every retry"
+daemon_stop
 e2e_finish
