@@ -4,6 +4,8 @@
 #include <map>
 #include <utility>
 
+#include "daemon/ebpf_backend.h"
+#include "daemon/ebpf_learned.h"
 #include "daemon/nft_backend.h"
 
 namespace amlfw {
@@ -74,6 +76,23 @@ class Exposition {
 
 Result<std::vector<RuleCounter>> read_rule_counters(Enforcer& e) {
   std::vector<RuleCounter> out;
+  if (auto* bpf = dynamic_cast<EbpfBackend*>(&e)) {
+    // Per hook (the "chain" of the eBPF backend): allowed, denied, would-be-denied. The
+    // programs count decisions (connections, datagrams, packets), not bytes.
+    auto c = bpf->counters();
+    if (!c.ok()) return std::move(c).error().context("read counters");
+    static constexpr std::pair<int, const char*> kHooks[] = {
+        {AMLFW_HOOK_CONNECT4, "connect4"}, {AMLFW_HOOK_CONNECT6, "connect6"}, {AMLFW_HOOK_SENDMSG4, "sendmsg4"},
+        {AMLFW_HOOK_SENDMSG6, "sendmsg6"}, {AMLFW_HOOK_EGRESS, "egress"},     {AMLFW_HOOK_INGRESS, "ingress"}};
+    static constexpr std::pair<int, const char*> kStats[] = {
+        {AMLFW_STAT_ALLOW, "allowed"}, {AMLFW_STAT_DENY, "deny"}, {AMLFW_STAT_AUDIT, "audit"}};
+    for (const auto& [hook, hname] : kHooks)
+      for (const auto& [stat, sname] : kStats) {
+        const size_t i = ebpf_stat_index(hook, stat);
+        if (i < c->size()) out.push_back(RuleCounter{hname, sname, (*c)[i], 0});
+      }
+    return out;
+  }
   auto* nft = dynamic_cast<NftBackend*>(&e);
   if (nft == nullptr) return out;
   NftDumpOptions opts;

@@ -40,8 +40,9 @@ struct RuleCounter {
   uint64_t packets = 0;
   uint64_t bytes = 0;
 };
-// From the kernel through the backend (nftables: a dump of the table's rules). A backend
-// without counters gives an empty list.
+// From the kernel through the backend (nftables: a dump of the table's rules; eBPF: the
+// per-hook decision counters, chain = the hook, label allowed/deny/audit, no bytes). A
+// backend without counters gives an empty list.
 Result<std::vector<RuleCounter>> read_rule_counters(Enforcer& e);
 // The counters of the deny end rules ("deny" in enforce mode, "audit" in audit mode), per chain.
 std::vector<RuleCounter> reject_counters(const std::vector<RuleCounter>& all);
