@@ -592,6 +592,59 @@ TEST_F(DnsProxyTest, PendingQueriesAreBounded) {
   EXPECT_EQ(proxy_->pending(), 0u);
 }
 
+TEST_F(DnsProxyTest, TcpGarbageClosesOnlyThatClient) {
+  dns_->add_a("a.example.test", "192.0.2.1", 300);
+  start();
+  Fd bad = tcp_client();
+  // A malformed question first: FORMERR on the same connection.
+  auto q = dns::make_query(0x0101, "a.example.test", kTypeA);
+  q[5] = 0;
+  write_frame(bad.get(), q);
+  ASSERT_TRUE(run_until_readable(bad.get()));
+  std::vector<uint8_t> buf;
+  ASSERT_TRUE(read_frame(bad.get(), &buf));
+  EXPECT_EQ(buf[3] & 0xf, dns::kFormErr);
+  // Then a frame too short for a header: the stream cannot be trusted, the client is closed.
+  write_frame(bad.get(), {1, 2, 3, 4, 5});
+  run_for(50ms);
+  char c;
+  EXPECT_EQ(::recv(bad.get(), &c, 1, MSG_DONTWAIT), 0);
+  EXPECT_EQ(proxy_->tcp_clients(), 0u);
+  // Others are served.
+  auto r = ask_tcp("a.example.test");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->addrs, std::vector<IpAddr>{ip("192.0.2.1")});
+}
+
+TEST_F(DnsProxyTest, Ipv6ListenAndUpstream) {
+  auto v6 = MockDnsServer::start("::1");
+  if (!v6.ok()) GTEST_SKIP() << "no IPv6 loopback: " << v6.error().message;
+  (*v6)->add_aaaa("files.pythonhosted.org", "2001:db8:c1::131", 300);
+  auto o = options();
+  o.listen = {SocketAddress{ip("::1"), 0}};
+  o.upstreams = {SocketAddress{ip("::1"), (*v6)->port()}};
+  start(o);
+  Fd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_port = htons(proxy_->bound()[0].port);
+  sa.sin6_addr = in6addr_loopback;
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  enforcer_.watch_fds.push_back(fd.get());
+  auto q = dns::make_query(0x6666, "files.pythonhosted.org", kTypeAaaa);
+  ASSERT_EQ(::send(fd.get(), q.data(), q.size(), 0), static_cast<ssize_t>(q.size()));
+  ASSERT_TRUE(run_until_readable(fd.get()));
+  std::vector<uint8_t> buf(4096);
+  ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+  ASSERT_GT(n, 12);
+  buf.resize(static_cast<size_t>(n));
+  Reply r = decode(buf, "files.pythonhosted.org", kTypeAaaa);
+  EXPECT_EQ(r.h.id, 0x6666);
+  EXPECT_EQ(r.addrs, std::vector<IpAddr>{ip("2001:db8:c1::131")});
+  ASSERT_EQ(enforcer_.calls.size(), 1u);
+  EXPECT_FALSE(enforcer_.calls[0].client_had_answer);
+}
+
 TEST_F(DnsProxyTest, NoUpstreamIsServfail) {
   auto o = options();
   o.upstreams.clear();
