@@ -9,7 +9,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DAMLFW_WERROR=ON
 endif
 
-.PHONY: all deps build test unit e2e fuzz bench demo install clean
+.PHONY: all deps build test unit e2e fuzz bench demo install package clean
 
 all: build
 
@@ -47,6 +47,11 @@ demo: build
 
 install: build
 	cmake --install $(BUILD)
+
+# A .deb (CPack, DEB generator) in $(BUILD): amlfw_<version>_<arch>.deb. See docs/install.md.
+package: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS) --target amlfw
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
