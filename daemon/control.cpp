@@ -167,8 +167,13 @@ Result<Fd> listen_unix(const std::string& path, mode_t mode, std::optional<gid_t
   socklen_t len = 0;
   auto sun = unix_address(path, &len);
   if (!sun.ok()) return sun.error();
+  // mkdir -p of the parent (0755: the socket's own mode and group decide who connects).
   const std::string dir = path.substr(0, path.rfind('/'));
-  if (!dir.empty() && ::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + dir);
+  for (size_t at = 1; at <= dir.size(); ++at) {
+    if (at != dir.size() && dir[at] != '/') continue;
+    const std::string part = dir.substr(0, at);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) return sys_error("mkdir " + part);
+  }
 
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -429,6 +434,11 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
   if (!sun.ok()) return runtime_error(sun.error().message);
   Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return sys_error("socket");
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // also bounds connect()
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&*sun), len) != 0) {
     const int err = errno;
     if (err == ENOENT || err == ECONNREFUSED || err == ENOTDIR)
@@ -437,13 +447,11 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
     if (err == EACCES || err == EPERM)
       return runtime_error(socket_path + ": permission denied (run as root, or as a member of the group set by "
                                          "[control] group)");
+    if (err == EAGAIN || err == EINPROGRESS)
+      return runtime_error(socket_path + ": the daemon did not accept the connection within " +
+                           std::to_string(timeout.count() / 1000) + " s (busy, or starting up)");
     return sys_error("connect " + socket_path, err);
   }
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const std::string line = request.dump() + "\n";
   size_t off = 0;
   while (off < line.size()) {
@@ -464,7 +472,7 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         return runtime_error(socket_path + ": the daemon did not answer within " +
-                             std::to_string(timeout.count() / 1000) + " s");
+                             std::to_string(timeout.count() / 1000) + " s (busy, or still starting up)");
       return sys_error("read from " + socket_path);
     }
     if (n == 0) break;
