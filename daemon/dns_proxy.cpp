@@ -86,28 +86,33 @@ DnsProxy::~DnsProxy() {
 Status DnsProxy::bind_all() {
   for (const auto& a : opts_.listen) {
     const std::string where = "dns proxy: listen " + a.str();
-    sockaddr_storage ss{};
-    socklen_t len = to_sockaddr(a, &ss);
     const int family = a.addr.v6 ? AF_INET6 : AF_INET;
     Listener l;
     l.v6 = a.addr.v6;
-    const int one = 1;
-    l.udp = Fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!l.udp) return sys_error(where + ": udp socket");
-    (void)::setsockopt(l.udp.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (l.v6) (void)::setsockopt(l.udp.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    (void)::setsockopt(l.udp.get(), SOL_SOCKET, SO_RCVBUF, &kRcvBuf, sizeof kRcvBuf);
-    if (::bind(l.udp.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
-      return sys_error(where + "/udp (is another DNS server on it? change dns.listen)");
     SocketAddress got = a;
-    got.port = port_of(l.udp.get());
-    len = to_sockaddr(got, &ss);
-    l.tcp = Fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!l.tcp) return sys_error(where + ": tcp socket");
-    (void)::setsockopt(l.tcp.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (l.v6) (void)::setsockopt(l.tcp.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(l.tcp.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
-      return sys_error(where + "/tcp (is another DNS server on it? change dns.listen)");
+    // Port 0 (tests): UDP picks a free port and TCP takes the same one; when that one is
+    // busy for TCP, try another.
+    for (int attempt = 0;; ++attempt) {
+      const int one = 1;
+      sockaddr_storage ss{};
+      socklen_t len = to_sockaddr(a, &ss);
+      l.udp = Fd(::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (!l.udp) return sys_error(where + ": udp socket");
+      (void)::setsockopt(l.udp.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (l.v6) (void)::setsockopt(l.udp.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      (void)::setsockopt(l.udp.get(), SOL_SOCKET, SO_RCVBUF, &kRcvBuf, sizeof kRcvBuf);
+      if (::bind(l.udp.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+        return sys_error(where + "/udp (is another DNS server on it? change dns.listen)");
+      got.port = port_of(l.udp.get());
+      len = to_sockaddr(got, &ss);
+      l.tcp = Fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+      if (!l.tcp) return sys_error(where + ": tcp socket");
+      (void)::setsockopt(l.tcp.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (l.v6) (void)::setsockopt(l.tcp.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      if (::bind(l.tcp.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) break;
+      if (a.port != 0 || errno != EADDRINUSE || attempt >= 16)
+        return sys_error(where + "/tcp (is another DNS server on it? change dns.listen)");
+    }
     if (::listen(l.tcp.get(), 128) != 0) return sys_error(where + "/tcp: listen");
     const int ufd = l.udp.get(), tfd = l.tcp.get();
     AMLFW_TRY(loop_.add_fd(ufd, kIoRead, [this, ufd](uint32_t) { on_udp_readable(ufd); }));
