@@ -15,6 +15,7 @@
 
 #include "daemon/control.h"
 #include "daemon/daemon_dns.h"
+#include "daemon/ebpf_events.h"
 #include "daemon/enforcer.h"
 #include "daemon/event_loop.h"
 #include "daemon/inputs.h"
@@ -52,6 +53,8 @@ class Daemon {
   nlohmann::json explain_json(const Target& t);     // live: learned addresses included
   std::string metrics_text();                       // Prometheus text
   DaemonCounters& counters() { return counters_; }
+  // A denied (audit: would-be-denied) destination seen by the backend's event source.
+  void note_denied(const IpAddr& dst, uint16_t port, uint8_t proto);
   const LearnedTable& learned() const { return learned_; }
 
  private:
@@ -135,6 +138,8 @@ class Daemon {
   Fd control_fd_;                   // bound by open_control(), served from start_operations()
   std::unique_ptr<StreamServer> control_;
   std::unique_ptr<StreamServer> metrics_;
+  DeniedTable denied_;
+  std::unique_ptr<EbpfEvents> ebpf_events_;  // backend = "ebpf": denied events
 
   std::unique_ptr<DnsRuntime> dns_;  // last: destroyed first, while loop_ lives
 };

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "daemon/daemon.h"
+#include "daemon/ebpf_backend.h"
 #include "daemon/log.h"
 #include "policy/render.h"
 
@@ -125,6 +126,21 @@ Status Daemon::start_operations() {
       LOG_INFO("metrics: http://%s/metrics", config_.metrics.listen.c_str());
     }
   }
+  if (dynamic_cast<EbpfBackend*>(enforcer_.get()) != nullptr) {
+    auto ev = EbpfEvents::open(std::string(kEbpfPinDir), [this](const EbpfEvent& e) {
+      if (e.direction == Direction::kEgress) note_denied(e.addr, e.port, e.proto);
+    });
+    if (!ev.ok()) {
+      LOG_WARN("ebpf events: %s; status lists no denied destinations", ev.error().message.c_str());
+    } else {
+      ebpf_events_ = std::move(*ev);
+      Status s = loop_->add_fd(ebpf_events_->fd(), kIoRead, [this](uint32_t) { (void)ebpf_events_->drain(); });
+      if (!s.ok()) {
+        LOG_WARN("ebpf events: %s", s.error().message.c_str());
+        ebpf_events_.reset();
+      }
+    }
+  }
   learned_timer_ = loop_->add_timer([this] {
     if (learned_.prune(unix_now()) > 0) learned_dirty_ = true;
     if (learned_dirty_) save_learned_state();
@@ -144,6 +160,14 @@ void Daemon::stop_operations() {
   save_learned_state();
   control_.reset();
   metrics_.reset();
+  if (ebpf_events_) {
+    loop_->remove_fd(ebpf_events_->fd());
+    ebpf_events_.reset();
+  }
+}
+
+void Daemon::note_denied(const IpAddr& dst, uint16_t port, uint8_t proto) {
+  denied_.note(dst, port, proto, unix_now());
 }
 
 StreamServer::Reply Daemon::on_control(std::string_view line) {
@@ -195,9 +219,22 @@ nlohmann::json Daemon::status_json() {
   j["started_at"] = iso_time(started_at_);
   j["started_from_state"] = started_from_state_;
   j["state_dir"] = config_.paths.state_dir;
-  // Per-destination denials need the kernel's log (NFLOG): not collected yet. The reject
-  // counters per chain below say how many packets were refused.
-  j["denied"] = nlohmann::json::array();
+  // Recent denied destinations, from the backend's events (eBPF ring buffer). nftables:
+  // NFLOG is not collected yet, the list stays empty; the reject counters per chain below
+  // say how many packets were refused.
+  nlohmann::json denied = nlohmann::json::array();
+  for (const auto& e : denied_.entries()) {
+    nlohmann::json d;
+    d["dst"] = e.dst.str();
+    d["port"] = e.port;
+    d["proto"] = e.proto == 6 ? std::string("tcp") : e.proto == 17 ? std::string("udp") : std::to_string(e.proto);
+    const auto* srcs = learned_.find(e.dst);
+    d["name"] = srcs != nullptr && !srcs->empty() ? nlohmann::json(srcs->front().name) : nlohmann::json(nullptr);
+    d["count"] = e.count;
+    d["last_seen"] = iso_time(e.last_seen);
+    denied.push_back(std::move(d));
+  }
+  j["denied"] = denied;
   auto counters = read_rule_counters(*enforcer_);
   if (counters.ok()) {
     nlohmann::json rej = nlohmann::json::object();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "daemon/metrics.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -73,6 +74,32 @@ class Exposition {
 };
 
 }  // namespace
+
+void DeniedTable::note(const IpAddr& dst, uint16_t port, uint8_t proto, int64_t now) {
+  for (auto& e : table_) {
+    if (e.dst == dst && e.port == port && e.proto == proto) {
+      ++e.count;
+      e.last_seen = now;
+      return;
+    }
+  }
+  if (max_ == 0) return;
+  if (table_.size() >= max_) {
+    auto oldest = std::min_element(table_.begin(), table_.end(),
+                                   [](const Entry& a, const Entry& b) { return a.last_seen < b.last_seen; });
+    table_.erase(oldest);
+    ++evicted_;
+  }
+  table_.push_back(Entry{dst, port, proto, 1, now, now});
+}
+
+std::vector<DeniedTable::Entry> DeniedTable::entries() const {
+  std::vector<Entry> out = table_;
+  std::stable_sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+    return a.count != b.count ? a.count > b.count : a.last_seen > b.last_seen;
+  });
+  return out;
+}
 
 Result<std::vector<RuleCounter>> read_rule_counters(Enforcer& e) {
   std::vector<RuleCounter> out;

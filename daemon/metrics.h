@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "daemon/enforcer.h"
+#include "policy/net.h"
 #include "policy/result.h"
 
 namespace amlfw {
@@ -29,6 +30,32 @@ struct DaemonCounters {
   uint64_t learn_refused_special = 0;    // special-use answers not learned (rebinding)
   uint64_t learn_over_name_limit = 0;    // answers beyond dns.max_addresses_per_name
   uint64_t learned_table_full = 0;       // addresses beyond dns.max_learned (not tracked)
+};
+
+// Recent denied (or, in audit mode, would-be-denied) destinations for `status`: one entry
+// per (address, port, protocol) with a count, at most `max` entries (the least recently
+// seen one makes room). Fed by the backend's event source (eBPF ring buffer; nftables:
+// NFLOG, not collected yet) through Daemon::note_denied().
+class DeniedTable {
+ public:
+  struct Entry {
+    IpAddr dst;
+    uint16_t port = 0;
+    uint8_t proto = 0;          // IP protocol number
+    uint64_t count = 0;
+    int64_t first_seen = 0, last_seen = 0;  // unix seconds
+  };
+  explicit DeniedTable(size_t max = 256) : max_(max) {}
+  void note(const IpAddr& dst, uint16_t port, uint8_t proto, int64_t now);
+  // Most counted first (ties: most recent first).
+  std::vector<Entry> entries() const;
+  size_t size() const { return table_.size(); }
+  uint64_t evicted() const { return evicted_; }
+
+ private:
+  size_t max_;
+  uint64_t evicted_ = 0;
+  std::vector<Entry> table_;
 };
 
 // Packets and bytes of the rules with a counter, summed by (chain, label). The label is

@@ -119,6 +119,32 @@ TEST(Metrics, RejectCountersPickTheEndOfChains) {
   EXPECT_EQ(r[1].chain, "input");
 }
 
+TEST(Metrics, DeniedTableCountsAndStaysBounded) {
+  DeniedTable t(3);
+  const IpAddr a = *IpAddr::parse("203.0.113.200"), b = *IpAddr::parse("2001:db8::7"), c = *IpAddr::parse("198.51.100.97");
+  t.note(a, 443, 6, 100);
+  t.note(a, 443, 6, 101);
+  t.note(a, 443, 17, 102);  // another protocol: another entry
+  t.note(b, 53, 17, 103);
+  auto e = t.entries();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].dst, a);
+  EXPECT_EQ(e[0].count, 2u);
+  EXPECT_EQ(e[0].first_seen, 100);
+  EXPECT_EQ(e[0].last_seen, 101);
+  EXPECT_EQ(e[1].dst, b);  // ties: the most recent first
+  // Full: the least recently seen (a:443/tcp, last at 101) makes room, counts notwithstanding.
+  t.note(c, 8080, 6, 104);
+  e = t.entries();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(t.evicted(), 1u);
+  for (const auto& x : e) EXPECT_FALSE(x.dst == a && x.proto == 6);
+  EXPECT_EQ(e[0].dst, c);  // all counts 1 now: the most recent first
+  DeniedTable none(0);
+  none.note(a, 1, 6, 1);
+  EXPECT_EQ(none.size(), 0u);
+}
+
 class NoCounters final : public Enforcer {
  public:
   std::string_view name() const override { return "none"; }
