@@ -133,6 +133,21 @@ void Daemon::reload_dns() {
 
 void Daemon::stop_dns() {
   if (!dns_) return;
+  if (dns_->proxy) {
+    const DnsProxyStats& s = dns_->proxy->stats();
+    const DnsLearnStats& l = dns_->learner->stats();
+    LOG_INFO("dns proxy: %llu queries (%llu tcp), %llu answers (%llu taught the kernel first), SERVFAIL: %llu upstream, "
+             "%llu learn, %llu bad answer; %llu FORMERR/NOTIMP, %llu dropped, %llu pending overflow, %llu tcp refused; "
+             "not learned: %llu special-use, %llu over the per-name bound, %llu over dns.max_learned",
+             static_cast<unsigned long long>(s.queries_udp + s.queries_tcp),
+             static_cast<unsigned long long>(s.queries_tcp), static_cast<unsigned long long>(s.answers),
+             static_cast<unsigned long long>(s.learned_answers), static_cast<unsigned long long>(s.servfail_upstream),
+             static_cast<unsigned long long>(s.servfail_learn), static_cast<unsigned long long>(s.servfail_bad_answer),
+             static_cast<unsigned long long>(s.formerr), static_cast<unsigned long long>(s.dropped),
+             static_cast<unsigned long long>(s.pending_overflow), static_cast<unsigned long long>(s.tcp_refused),
+             static_cast<unsigned long long>(l.refused_special), static_cast<unsigned long long>(l.over_name_bound),
+             static_cast<unsigned long long>(l.over_total_bound));
+  }
   dns_->proxy.reset();
   if (dns_->retry_timer != 0) loop_->remove_timer(dns_->retry_timer);
   if (dns_->prune_timer != 0) loop_->remove_timer(dns_->prune_timer);
