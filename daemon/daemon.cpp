@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <set>
 
+#include "daemon/azure.h"
 #include "daemon/log.h"
 #include "policy/tag_update.h"
 
@@ -71,10 +72,10 @@ Status Daemon::load_initial() {
   auto ups = dns_upstreams(config_);
   if (!ups.ok()) return ups.error();
   upstreams_ = std::move(*ups);
-  if (config_.service_tags.source == "azure-api")
-    return usage_error(config_.path + ": service_tags.source = \"azure-api\" is not available in this build "
-                       "(use a file or an https:// URL)");
-  tag_source_ = std::make_unique<TagSource>(config_.service_tags.source);
+  // cloud/region = "auto", azure-api's subscription: Azure IMDS (daemon/azure.h).
+  Status az = resolve_azure_auto(config_);
+  tag_source_ = make_tag_source(config_);
+  if (!az.ok()) return loop_ ? start_from_state(az.error()) : az.error();
   bool nm = false;
   auto tags = fetch_and_parse(*tag_source_, &nm);
   if (!tags.ok()) return loop_ ? start_from_state(std::move(tags).error()) : std::move(tags).error();
@@ -225,7 +226,7 @@ void Daemon::schedule_refresh() {
 void Daemon::refresh_tags(bool force) {
   if (fetch_running_) return;
   if (force) tag_source_->forget();
-  if (!tag_source_->is_url()) {
+  if (!tag_source_->is_remote()) {
     on_tags_fetched(tag_source_->fetch(), force);
     return;
   }
@@ -244,6 +245,10 @@ void Daemon::on_tags_fetched(Result<TagFetch> f, bool force) {
   if (!f.ok()) {
     ++counters_.tag_fetch_errors;
     LOG_WARN("service tags refresh: %s; keeping the last good data", f.error().message.c_str());
+    if (auto ra = tag_source_->retry_after_s(); ra && loop_ && refresh_timer_ != 0) {  // HTTP 429: as asked
+      const auto every = seconds(std::max<uint64_t>(config_.service_tags.refresh_s, 1));
+      loop_->arm_timer(refresh_timer_, std::min<seconds>(seconds(std::max<uint64_t>(*ra, 60)), every), every);
+    }
     return;
   }
   if (f->not_modified) {
@@ -298,6 +303,9 @@ void Daemon::reload() {
     (void)notifier_.ready(status);
   };
   auto cfg = load_config(opts_.config_path);
+  if (cfg.ok()) {
+    if (Status az = resolve_azure_auto(*cfg); !az.ok()) cfg = az.error();
+  }
   if (!cfg.ok()) {
     LOG_ERR("reload refused: %s; the running policy stays", cfg.error().message.c_str());
     finish("reload refused: " + cfg.error().message);
@@ -317,7 +325,7 @@ void Daemon::reload() {
   std::optional<ServiceTags> new_tags;
   std::unique_ptr<TagSource> new_source;
   if (cfg->service_tags.source != tag_source_->source()) {
-    new_source = std::make_unique<TagSource>(cfg->service_tags.source);
+    new_source = make_tag_source(*cfg);
     bool nm = false;
     auto t = fetch_and_parse(*new_source, &nm);
     if (!t.ok()) {
@@ -330,6 +338,7 @@ void Daemon::reload() {
   } else {
     // Same source: a reload also picks up a changed file or URL, under the same guards as a
     // scheduled refresh (a bad or shrinking file is refused; the config change still applies).
+    configure_tag_source(*tag_source_, *cfg);  // azure-api: subscription or region may have changed
     bool nm = false;
     auto t = fetch_and_parse(*tag_source_, &nm);
     if (!t.ok() && !nm) {

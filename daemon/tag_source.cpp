@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "daemon/tag_source.h"
 
+#include "daemon/azure.h"
+
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -98,7 +100,12 @@ Result<std::string> read_file(const std::string& path, size_t max_size) {
   return out;
 }
 
-Result<TagFetch> TagSource::fetch() { return is_url() ? fetch_url() : fetch_file(); }
+Result<TagFetch> TagSource::fetch() {
+  if (is_azure()) return fetch_azure();
+  return is_url() ? fetch_url() : fetch_file();
+}
+
+Result<TagFetch> TagSource::fetch_azure() { return fetch_azure_service_tags(azure_, azure_state_, timeout_s_); }
 
 Result<TagFetch> TagSource::fetch_file() {
   struct stat st {};
