@@ -30,7 +30,9 @@ uint32_t learned_lifetime(uint32_t ttl, const LearnLimits& lim) {
 
 LearnPlan plan_learning(const std::vector<std::pair<IpAddr, uint32_t>>& answers, const LearnLimits& lim) {
   LearnPlan plan;
-  for (const auto& [addr, ttl] : answers) {
+  for (const auto& answer : answers) {
+    const IpAddr& addr = answer.first;  // not a structured binding: clang 14 cannot capture those
+    const uint32_t ttl = answer.second;
     if (!lim.allow_private && is_special_use(addr)) {
       ++plan.refused_special;
       continue;
