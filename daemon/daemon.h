@@ -16,6 +16,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon_dns.h"
 #include "daemon/ebpf_events.h"
+#include "daemon/nflog.h"
 #include "daemon/enforcer.h"
 #include "daemon/event_loop.h"
 #include "daemon/inputs.h"
@@ -140,6 +141,8 @@ class Daemon {
   std::unique_ptr<StreamServer> metrics_;
   DeniedTable denied_;
   std::unique_ptr<EbpfEvents> ebpf_events_;  // backend = "ebpf": denied events
+  std::unique_ptr<NflogReader> nflog_;       // backend = "nftables": denied packets (NFLOG group)
+  std::chrono::steady_clock::time_point last_denied_log_{};
 
   std::unique_ptr<DnsRuntime> dns_;  // last: destroyed first, while loop_ lives
 };

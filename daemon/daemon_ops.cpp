@@ -7,6 +7,9 @@
 #include <ctime>
 
 #include "daemon/daemon.h"
+#include "daemon/nflog.h"
+#include "daemon/nft_backend.h"
+#include "policy/render_nft.h"
 #include "daemon/ebpf_backend.h"
 #include "daemon/log.h"
 #include "policy/render.h"
@@ -141,6 +144,31 @@ Status Daemon::start_operations() {
       }
     }
   }
+  if (dynamic_cast<NftBackend*>(enforcer_.get()) != nullptr) {
+    auto rd = NflogReader::open(kNftLogGroup);
+    if (!rd.ok()) {
+      LOG_WARN("%s; status lists no denied destinations", rd.error().message.c_str());
+    } else {
+      nflog_ = std::move(*rd);
+      Status s = loop_->add_fd(nflog_->fd(), kIoRead, [this](uint32_t) {
+        nflog_->drain([this](const NflogPacket& pkt) {
+          if (!pkt.egress) return;
+          note_denied(pkt.dst, pkt.port, pkt.proto);
+          // One log line a second at most: the kernel already limits the packets to 10/s.
+          const auto now = std::chrono::steady_clock::now();
+          if (now - last_denied_log_ >= std::chrono::seconds(1)) {
+            last_denied_log_ = now;
+            LOG_NOTICE("%s %s%s%s port %u proto %u", policy_.mode == Mode::kAudit ? "would deny" : "denied",
+                       pkt.dst.v6 ? "[" : "", pkt.dst.str().c_str(), pkt.dst.v6 ? "]" : "", pkt.port, pkt.proto);
+          }
+        });
+      });
+      if (!s.ok()) {
+        LOG_WARN("nflog: %s", s.error().message.c_str());
+        nflog_.reset();
+      }
+    }
+  }
   learned_timer_ = loop_->add_timer([this] {
     if (learned_.prune(unix_now()) > 0) learned_dirty_ = true;
     if (learned_dirty_) save_learned_state();
@@ -163,6 +191,10 @@ void Daemon::stop_operations() {
   if (ebpf_events_) {
     loop_->remove_fd(ebpf_events_->fd());
     ebpf_events_.reset();
+  }
+  if (nflog_) {
+    loop_->remove_fd(nflog_->fd());
+    nflog_.reset();
   }
 }
 

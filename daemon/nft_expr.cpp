@@ -216,6 +216,10 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
     add(r, e);
     e = nftnl_expr_alloc("log");
     nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, spec.log_prefix.c_str());
+    if (spec.log_group != 0) {
+      nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, spec.log_group);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, kNftLogSnaplen);
+    }
     add(r, e);
   }
   if (spec.counter) add(r, nftnl_expr_alloc("counter"));

@@ -116,6 +116,7 @@ NftRuleSpec accept_rule(std::vector<NftMatch> ms, std::string comment, bool coun
 void end_rules(const Policy& p, std::vector<NftRuleSpec>* rules) {
   NftRuleSpec log;
   log.limit_log = true;
+  log.log_group = kNftLogGroup;
   log.verdict = NftVerdict::kNone;
   if (p.mode == Mode::kAudit) {
     log.log_prefix = std::string(kNftAuditLogPrefix);
@@ -491,6 +492,8 @@ std::string nft_rule_text(const NftRuleSpec& r) {
   if (r.limit_log) {
     word("limit rate " + std::to_string(kNftLogRatePerSecond) + "/second");
     word("log prefix \"" + r.log_prefix + "\"");
+    if (r.log_group != 0)
+      word("group " + std::to_string(r.log_group) + " snaplen " + std::to_string(kNftLogSnaplen));
   }
   if (r.counter) word("counter");
   switch (r.verdict) {

@@ -24,6 +24,10 @@ inline constexpr std::string_view kNftDns6Set = "dns6";
 inline constexpr std::string_view kNftDenyLogPrefix = "amlfw deny: ";
 inline constexpr std::string_view kNftAuditLogPrefix = "amlfw audit: ";
 inline constexpr uint32_t kNftLogRatePerSecond = 10;
+// Denied (and audit) packets go to this NFLOG group, where the daemon reads them for
+// `status` "denied" and logs them rate-limited; snaplen covers the IP and port headers.
+inline constexpr uint16_t kNftLogGroup = 4269;
+inline constexpr uint32_t kNftLogSnaplen = 128;
 inline constexpr uint32_t kNftLogBurst = 5;              // nft's default burst
 inline constexpr size_t kNftCommentMax = 127;            // nft limits comments to 128 bytes with NUL
 inline constexpr uint32_t kLoopbackIfindex = 1;          // "lo" is ifindex 1 in every namespace
@@ -110,6 +114,7 @@ struct NftRuleSpec {
   std::vector<NftMatch> matches;
   bool limit_log = false;     // limit rate kNftLogRatePerSecond/second log prefix "log_prefix"
   std::string log_prefix;
+  uint16_t log_group = 0;     // NFLOG group (0: the kernel log)
   bool counter = false;
   NftVerdict verdict = NftVerdict::kAccept;
   std::string comment;        // "" = none

@@ -60,7 +60,7 @@ TEST(RenderNft, EgressTableWithSetsRulesAndEnd) {
                           "comment \"user-1\""));
   EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 counter accept "
                           "comment \"dns\""));
-  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw deny: \""));
+  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw deny: \" group 4269 snaplen 128"));
   EXPECT_TRUE(has_line(t, "\tmeta l4proto tcp counter reject with tcp reset comment \"deny\""));
   EXPECT_TRUE(has_line(t, "\tcounter reject with icmpx admin-prohibited comment \"deny\""));
   EXPECT_NE(t.find("168.63.129.16"), std::string::npos);
@@ -75,7 +75,7 @@ TEST(RenderNft, AuditModeLogsAndAccepts) {
   p.mode = Mode::kAudit;
   p.platform_azure = false;
   const std::string t = render_nft(p, {});
-  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw audit: \""));
+  EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw audit: \" group 4269 snaplen 128"));
   EXPECT_TRUE(has_line(t, "\tcounter accept comment \"audit\""));
   EXPECT_EQ(t.find("reject"), std::string::npos);
   EXPECT_EQ(t.find("168.63.129.16"), std::string::npos);
