@@ -17,6 +17,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -392,7 +394,11 @@ int as_nobody(Server& s, std::optional<gid_t> extra_group, F child) {
 }
 
 TEST(ControlServer, PeerCredentialsRefuseOtherUsers) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root (setuid to 65534 in a child)";
+  if (::geteuid() != 0) {
+    const char* ci = std::getenv("CI");
+    if (ci != nullptr && std::string(ci) == "true") FAIL() << "needs root (CI=true: a skipped privileged test is a failure)";
+    GTEST_SKIP() << "needs root (setuid to 65534 in a child)";
+  }
   const uid_t self = ::geteuid();
   const gid_t kGroup = 4242;
   auto admit = [self, kGroup](const PeerCred& p) -> std::optional<StreamServer::Reply> {
@@ -422,7 +428,11 @@ TEST(ControlServer, PeerCredentialsRefuseOtherUsers) {
 }
 
 TEST(ControlServer, FileModeKeepsOtherUsersOut) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root (setuid to 65534 in a child)";
+  if (::geteuid() != 0) {
+    const char* ci = std::getenv("CI");
+    if (ci != nullptr && std::string(ci) == "true") FAIL() << "needs root (CI=true: a skipped privileged test is a failure)";
+    GTEST_SKIP() << "needs root (setuid to 65534 in a child)";
+  }
   Server s({}, nullptr, 0660, gid_t{4242});
   struct stat st {};
   ASSERT_EQ(::stat(s.path.c_str(), &st), 0);
