@@ -42,15 +42,7 @@ bool is_remote_tag_source(const std::string& s) {
 Result<ServiceTags> parse_tags_for(const Config& cfg, std::string_view body, const std::string& origin) {
   auto tags = parse_service_tags(body, origin);
   if (!tags.ok()) return tags.error();
-  if (cfg.cloud != Cloud::kAuto) {
-    auto want = service_tags_cloud_name(cfg.cloud);
-    std::string a = tags->cloud, b(want);
-    for (auto& ch : a) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    for (auto& ch : b) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (a != b)
-      return data_error(origin + ": the data is for cloud '" + tags->cloud + "' but the config says cloud = \"" +
-                        std::string(to_string(cfg.cloud)) + "\" (use the " + std::string(want) + " file)");
-  }
+  AMLFW_TRY(check_service_tags_cloud(*tags, cfg.cloud, origin));
   return tags;
 }
 

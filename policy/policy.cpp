@@ -110,11 +110,7 @@ Result<Policy> compile(const CompileInput& in) {
   p.dns_listen = cfg.dns.listen;
 
   if (in.tags != nullptr) {
-    const auto want = service_tags_cloud_name(cfg.cloud);
-    if (!in.tags->cloud.empty() && lower(in.tags->cloud) != lower(want))
-      return data_error("service tags: the data is for cloud '" + in.tags->cloud + "' but the config says cloud = \"" +
-                        p.cloud + "\" (expected '" + std::string(want) +
-                        "' data: point service_tags.source at the right file)");
+    AMLFW_TRY(check_service_tags_cloud(*in.tags, cfg.cloud, "service tags"));
     p.service_tags_change = in.tags->change_number;
     p.service_tags_cloud = in.tags->cloud;
   }

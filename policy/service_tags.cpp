@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -392,6 +394,18 @@ Result<ServiceTags> load_service_tags_file(const std::string& path) {
   // Padding for simdjson without a second copy when the reservation was right.
   buf.resize(len + simdjson::SIMDJSON_PADDING, '\0');
   return parse_padded(buf.data(), len, path);
+}
+
+Status check_service_tags_cloud(const ServiceTags& tags, Cloud c, std::string_view origin) {
+  if (c == Cloud::kAuto || tags.cloud.empty()) return {};
+  const std::string_view want = service_tags_cloud_name(c);
+  const bool same = tags.cloud.size() == want.size() &&
+                    std::equal(want.begin(), want.end(), tags.cloud.begin(), [](char a, char b) {
+                      return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+                    });
+  if (same) return {};
+  return data_error(std::string(origin) + ": the data is for cloud '" + tags.cloud + "' but the config says cloud = \"" +
+                    std::string(to_string(c)) + "\" (use the " + std::string(want) + " service-tags file)");
 }
 
 }  // namespace amlfw

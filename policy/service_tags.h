@@ -46,6 +46,10 @@ Result<ServiceTags> parse_service_tags(std::string_view json, std::string_view o
 // The data's "cloud" value expected for a configured cloud ("Public" for kPublic ...).
 std::string_view service_tags_cloud_name(Cloud c);
 
+// The data's cloud must be the configured one (case-insensitive); kAuto accepts any.
+// Error (Exit::kData): "origin: the data is for cloud 'X' but the config says cloud = "y" (...)".
+Status check_service_tags_cloud(const ServiceTags& tags, Cloud c, std::string_view origin);
+
 // Reads and parses a file.
 Result<ServiceTags> load_service_tags_file(const std::string& path);
 
