@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "policy/name_pattern.h"
+#include "policy/text.h"
 
 namespace amlfw {
 
@@ -61,7 +62,7 @@ std::optional<Cloud> catalog_cloud(std::string_view s) {
   return std::nullopt;
 }
 
-bool one_line(std::string_view s) {
+bool is_one_line(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
 
@@ -159,7 +160,7 @@ class CatalogParser {
  private:
   Error err(const toml::source_region& where, const std::string& what) const {
     return data_error(origin_ + ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column) +
-                      ": " + prefix_ + what);
+                      ": " + one_line(prefix_ + what));
   }
 
   Status check_keys(const toml::table& t, const std::vector<std::string>& known) const {
@@ -184,7 +185,7 @@ class CatalogParser {
     const auto* s = n->as_string();
     if (s == nullptr) return err(n->source(), std::string("'") + key + "' must be a string, not " + type_name(*n));
     if (s->get().empty()) return err(n->source(), std::string("'") + key + "' is empty");
-    if (!one_line(s->get())) return err(n->source(), std::string("'") + key + "' must be one line");
+    if (!is_one_line(s->get())) return err(n->source(), std::string("'") + key + "' must be one line");
     *out = s->get();
     return {};
   }

@@ -65,27 +65,6 @@ std::string_view type_name(const toml::node& n) {
   return "nothing";
 }
 
-std::string quote(std::string_view s) {
-  std::string out = "'";
-  size_t n = 0;
-  for (char c : s) {
-    if (++n > 80) {
-      out += "...";
-      break;
-    }
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
-
 std::string with_fix(const std::string& msg, std::string_view fix) {
   if (!msg.empty() && msg.back() == ')') return msg;
   return msg + " (" + std::string(fix) + ")";
@@ -175,10 +154,7 @@ std::string ConfigParser::place(const toml::source_region& r) const {
 
 void ConfigParser::fail(const toml::source_region& r, std::string what) {
   ++errors_;
-  // One line whatever a value parser echoed of the input.
-  for (char& c : what) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
+  what = one_line(std::move(what));  // whatever a value parser echoed of the input
   const std::pair<uint32_t, uint32_t> at{r.begin.line, r.begin.column};
   if (first_ && first_->first <= at) return;
   first_.emplace(at, place(r) + ": " + std::move(what));
@@ -422,10 +398,7 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view origin)
   try {
     root = toml::parse(toml_text, origin);
   } catch (const toml::parse_error& e) {
-    std::string what(e.description());
-    for (char& c : what) {
-      if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-    }
+    const std::string what = one_line(std::string(e.description()));
     const auto& b = e.source().begin;
     return usage_error(std::string(origin) + ":" + std::to_string(b.line) + ":" + std::to_string(b.column) +
                        ": " + what + " (fix the TOML syntax)");

@@ -13,13 +13,12 @@
 #include <vector>
 
 #include "policy/config.h"
+#include "policy/text.h"
 
 namespace amlfw::config_internal {
 
 // "a string", "an integer" ... for messages.
 std::string_view type_name(const toml::node& n);
-// A user's text inside a message: quoted, control characters escaped, long text cut.
-std::string quote(std::string_view s);
 // Messages of net.h / name_pattern.h are "what" or "what (fix)"; adds the fix when bare.
 std::string with_fix(const std::string& msg, std::string_view fix);
 std::string join(const std::vector<std::string>& v, std::string_view sep);

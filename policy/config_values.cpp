@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy/config.h"
+#include "policy/text.h"
 
 namespace amlfw {
 
@@ -63,27 +64,6 @@ constexpr std::string_view kDurationFix = "(write a number and a unit s, m, h or
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// A piece of the input inside a message: quoted, control characters escaped, cut at 40.
-std::string echo(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == 40) {
-      out += "...";
-      break;
-    }
-    const auto u = static_cast<unsigned char>(s[i]);
-    if (u < 0x20 || u == 0x7f) {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += s[i];
-    }
-  }
-  return out + "'";
-}
-
 // Parses a decimal number without sign; false on empty input or overflow past `max`.
 bool parse_uint(std::string_view s, uint64_t max, uint64_t* out) {
   if (s.empty() || s.size() > 20) return false;
@@ -134,7 +114,7 @@ Result<uint64_t> parse_duration(std::string_view s) {
     } else if (unit == "ms" || unit == "us" || unit == "ns") {
       return usage_error("durations are whole seconds (write \"1s\" or more)");
     } else {
-      return usage_error("unknown unit " + echo(unit) + " " + std::string(kDurationFix));
+      return usage_error("unknown unit " + quote(unit, 40) + " " + std::string(kDurationFix));
     }
     if (n > kMax / mult || total > kMax - n * mult) {
       return usage_error("duration too long (stay under 100 years)");
@@ -167,7 +147,7 @@ Result<SocketAddress> parse_socket_address(std::string_view s, uint16_t default_
       has_port = true;
     }
     auto a = IpAddr::parse(host);
-    if (!a || !a->v6) return usage_error(echo(host) + " is not an IPv6 address " + fix);
+    if (!a || !a->v6) return usage_error(quote(host, 40) + " is not an IPv6 address " + fix);
   } else {
     const size_t colon = s.find(':');
     if (colon != std::string_view::npos && s.find(':', colon + 1) == std::string_view::npos) {
@@ -179,13 +159,13 @@ Result<SocketAddress> parse_socket_address(std::string_view s, uint16_t default_
     }
   }
   auto addr = IpAddr::parse(host);
-  if (!addr) return usage_error(echo(host) + " is not an IP address " + fix);
+  if (!addr) return usage_error(quote(host, 40) + " is not an IP address " + fix);
   SocketAddress out;
   out.addr = *addr;
   if (has_port) {
     uint64_t p = 0;
     if (!parse_uint(port_text, 65535, &p) || p == 0) {
-      return usage_error(echo(port_text) + " is not a port (use 1 to 65535)");
+      return usage_error(quote(port_text, 40) + " is not a port (use 1 to 65535)");
     }
     out.port = static_cast<uint16_t>(p);
   } else {

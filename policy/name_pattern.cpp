@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "policy/name_pattern.h"
+#include "policy/text.h"
 
 #include <algorithm>
 
@@ -14,14 +15,6 @@ char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' +
 bool name_char(char c) {
   c = lower(c);
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-std::string quoted(std::string_view s) {
-  std::string out = "'";
-  for (char c : s.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 80) out += "...";
-  out += "'";
-  return out;
 }
 
 std::string_view strip_dot(std::string_view s) {
@@ -70,7 +63,7 @@ bool normalize_dns_name(std::string_view in, std::string* out) {
 }
 
 Result<NamePattern> NamePattern::parse(std::string_view text) {
-  const std::string where = "host-name pattern " + quoted(text);
+  const std::string where = "host-name pattern " + quote(text);
   if (text.find_first_of("<>{}") != std::string_view::npos) {
     return usage_error(where + " still holds template text (fill it from the config, e.g. " +
                        "storage_accounts or container_registries)");
@@ -109,7 +102,7 @@ Result<NamePattern> NamePattern::parse(std::string_view text) {
       continue;
     }
     if (!name_char(c)) {
-      return usage_error(where + " has the character " + quoted(std::string_view(&b[i], 1)) +
+      return usage_error(where + " has the character " + quote(std::string_view(&b[i], 1)) +
                          " (host names use letters, digits, '-', '_' and '.')");
     }
     if (++label > kMaxLabel) {

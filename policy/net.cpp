@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "policy/net.h"
+#include "policy/text.h"
 
 #include <arpa/inet.h>
 
@@ -134,15 +135,6 @@ bool parse_len(std::string_view s, unsigned max, unsigned* out) {
 u128 mask6(unsigned len) { return len == 0 ? 0 : kAll6 << (128 - len); }
 uint32_t mask4(unsigned len) { return len == 0 ? 0 : ~uint32_t{0} << (32 - len); }
 
-std::string quoted(std::string_view s) {
-  std::string out = "'";
-  // Keep the message one printable line whatever the input holds.
-  for (char c : s.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 80) out += "...";
-  out += "'";
-  return out;
-}
-
 template <class R, class T>
 void merge_sorted(std::vector<R>* v, T max) {
   if (!std::is_sorted(v->begin(), v->end())) std::sort(v->begin(), v->end());
@@ -252,13 +244,13 @@ Result<Prefix> Prefix::parse(std::string_view s, bool allow_bare) {
   } else if (addr_text.find(':') != std::string_view::npos && parse_v6(addr_text, &v6)) {
     p.addr = IpAddr::v6addr(v6);
   } else {
-    return usage_error(quoted(s) + " is not a CIDR prefix: " + quoted(addr_text) +
+    return usage_error(quote(s) + " is not a CIDR prefix: " + quote(addr_text) +
                        " is not an IPv4 or IPv6 address (write e.g. 192.0.2.0/24 or 2001:db8::/32)");
   }
   const unsigned max = p.addr.v6 ? 128 : 32;
   if (slash == std::string_view::npos) {
     if (!allow_bare) {
-      return usage_error(quoted(s) + " has no prefix length (write " + std::string(addr_text) +
+      return usage_error(quote(s) + " has no prefix length (write " + std::string(addr_text) +
                          "/" + std::to_string(max) + " for a single address)");
     }
     p.len = static_cast<uint8_t>(max);
@@ -266,7 +258,7 @@ Result<Prefix> Prefix::parse(std::string_view s, bool allow_bare) {
   }
   unsigned len = 0;
   if (!parse_len(s.substr(slash + 1), max, &len)) {
-    return usage_error(quoted(s) + " has a bad prefix length " + quoted(s.substr(slash + 1)) +
+    return usage_error(quote(s) + " has a bad prefix length " + quote(s.substr(slash + 1)) +
                        " (use 0.." + std::to_string(max) + ")");
   }
   p.len = static_cast<uint8_t>(len);
@@ -275,7 +267,7 @@ Result<Prefix> Prefix::parse(std::string_view s, bool allow_bare) {
   if (host_bits) {
     Prefix fixed = p;
     fixed.addr.value = p.addr.v6 ? (p.addr.value & mask6(len)) : (v4 & mask4(len));
-    return usage_error(quoted(s) + " has host bits set (did you mean " + fixed.str() + "?)");
+    return usage_error(quote(s) + " has host bits set (did you mean " + fixed.str() + "?)");
   }
   return p;
 }
@@ -363,19 +355,19 @@ namespace {
 // One port number: decimal digits only, 1..65535. Error text names the problem.
 Result<uint16_t> parse_port(std::string_view s, std::string_view whole) {
   if (s.empty()) {
-    return usage_error("port range " + quoted(whole) +
+    return usage_error("port range " + quote(whole) +
                        " has an empty port (write N, N-M or *)");
   }
   unsigned long n = 0;
   for (char c : s) {
     if (c < '0' || c > '9') {
-      return usage_error(quoted(whole) + " is not a port or port range (write N, N-M or *)");
+      return usage_error(quote(whole) + " is not a port or port range (write N, N-M or *)");
     }
     if (n <= 65535) n = n * 10 + static_cast<unsigned>(c - '0');
   }
   if (n == 0 || n > 65535) {
-    const std::string in = s == whole ? "" : " in " + quoted(whole);
-    return usage_error("port " + quoted(s) + in + " is out of range (ports are 1-65535)");
+    const std::string in = s == whole ? "" : " in " + quote(whole);
+    return usage_error("port " + quote(s) + in + " is out of range (ports are 1-65535)");
   }
   return static_cast<uint16_t>(n);
 }
@@ -395,7 +387,7 @@ Result<PortRange> parse_port_range(std::string_view s) {
   auto hi = parse_port(s.substr(dash + 1), s);
   if (!hi) return std::move(hi).error();
   if (*lo > *hi) {
-    return usage_error("port range " + quoted(s) + " is reversed (write " + std::to_string(*hi) +
+    return usage_error("port range " + quote(s) + " is reversed (write " + std::to_string(*hi) +
                        "-" + std::to_string(*lo) + ")");
   }
   return PortRange{*lo, *hi};

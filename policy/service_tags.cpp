@@ -4,6 +4,7 @@
 // prefixes (merged here), networkFeatures null, unknown keys, string changeNumbers in the
 // ARM API answer, files of 4 MiB and more.
 #include "policy/service_tags.h"
+#include "policy/text.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -30,13 +31,6 @@ std::string lower_ascii(std::string_view s) {
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
-  return out;
-}
-
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s.substr(0, 80)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  if (s.size() > 80) out += "...";
   return out;
 }
 

@@ -655,6 +655,12 @@ TEST(CatalogErrors, SyntaxAndDocumentShape) {
   c = parse_catalog("revision = \"2099-01\"\ntitle = \"t\"\nsources = \"s\"\n[row]\nid = \"X\"\n", "t.toml");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().message, "t.toml:4:1: 'row' must be an array of tables: write [[row]]");
+  // toml++ quotes the offending character, here a line feed: the message stays one line
+  // (found by catalog_fuzz).
+  c = parse_catalog("revision = \"2099-01\"\nsource = i\nrd", "t.toml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message.rfind("t.toml:2:", 0), 0u) << c.error().message;
+  EXPECT_EQ(c.error().message.find_first_of("\r\n"), std::string::npos) << c.error().message;
 }
 
 TEST(CatalogErrors, RowKeysAndTypes) {
