@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "daemon/azure.h"
 
-#include <curl/curl.h>
+#include "daemon/http.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,7 +9,6 @@
 #include <ctime>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -24,73 +23,19 @@ using Json = nlohmann::json;
 constexpr size_t kMaxBody = 64u << 20;
 constexpr milliseconds kImdsTimeout{5000};
 
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-struct HttpResponse {
-  long status = 0;
-  std::string body;
-  std::optional<uint64_t> retry_after_s;
-};
-
-struct Sink {
-  std::string body;
-  bool too_big = false;
-};
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<Sink*>(user);
-  if (s->body.size() + size * n > kMaxBody) {
-    s->too_big = true;
-    return 0;
-  }
-  s->body.append(data, size * n);
-  return size * n;
-}
-
 // `what` names the request in errors ("Azure IMDS token"). No redirects: a token must not
 // follow one. IMDS is asked directly, never through a proxy.
-Result<HttpResponse> http_get(const std::string& url, const std::vector<std::string>& headers, milliseconds timeout,
-                              bool direct, const std::string& what) {
-  global_init();
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-  if (!c) return runtime_error(what + ": curl_easy_init failed");
-  std::unique_ptr<curl_slist, SlistDeleter> hl;
-  for (const auto& h : headers) hl.reset(curl_slist_append(hl.release(), h.c_str()));
-  Sink sink;
-  const long ms = std::max<long>(1, static_cast<long>(timeout.count()));
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, ms);
-  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(ms, 10000));
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxBody));
-  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "amlfw/" AMLFW_VERSION);
-  curl_easy_setopt(c.get(), CURLOPT_ACCEPT_ENCODING, "");  // gzip when the server offers it
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
-  if (direct) curl_easy_setopt(c.get(), CURLOPT_NOPROXY, "*");
-  if (hl) curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, hl.get());
-  CURLcode rc = curl_easy_perform(c.get());
-  if (sink.too_big) return data_error(what + ": answer larger than 64 MiB, refused");
-  if (rc != CURLE_OK) return runtime_error(what + ": " + curl_easy_strerror(rc));
-  HttpResponse r;
-  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &r.status);
-  curl_off_t ra = 0;
-  if (curl_easy_getinfo(c.get(), CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-    r.retry_after_s = static_cast<uint64_t>(ra);
-  r.body = std::move(sink.body);
-  return r;
+Result<HttpResponse> get(const std::string& url, std::vector<std::string> headers, milliseconds timeout, bool direct,
+                         const std::string& what) {
+  HttpGet req;
+  req.url = url;
+  req.headers = std::move(headers);
+  req.timeout = std::max(timeout, milliseconds(1));
+  req.connect_timeout = milliseconds(10000);
+  req.max_body = kMaxBody;
+  req.direct = direct;
+  req.what = what;
+  return http_get(req);
 }
 
 std::string lower(std::string_view s) {
@@ -237,7 +182,7 @@ Result<InstanceMetadata> fetch_instance_metadata(milliseconds timeout) {
   }
   const std::string url = ep.imds + "/metadata/instance?api-version=2021-02-01";
   const std::string what = "Azure IMDS " + ep.imds + "/metadata/instance";
-  auto r = http_get(url, {"Metadata: true"}, std::min(timeout, kImdsTimeout), true, what);
+  auto r = get(url, {"Metadata: true"}, std::min(timeout, kImdsTimeout), true, what);
   if (!r.ok()) return r.error();
   if (r->status != 200)
     return runtime_error(what + ": HTTP " + std::to_string(r->status) + error_text(r->body));
@@ -275,15 +220,22 @@ Result<AccessToken> parse_access_token(std::string_view json, int64_t now, std::
 }
 
 Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, milliseconds timeout) {
-  global_init();
-  std::string resource = ep.arm_resource;
-  if (char* esc = curl_easy_escape(nullptr, resource.c_str(), static_cast<int>(resource.size()))) {
-    resource = esc;
-    curl_free(esc);
+  // Percent-encoded as a query value (RFC 3986 unreserved characters stay).
+  std::string resource;
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : ep.arm_resource) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (std::isalnum(u) != 0 || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+      resource += ch;
+    } else {
+      resource += '%';
+      resource += kHex[u >> 4];
+      resource += kHex[u & 15];
+    }
   }
   const std::string url = ep.imds + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource;
   const std::string what = "Azure IMDS " + ep.imds + " managed-identity token";
-  auto r = http_get(url, {"Metadata: true"}, std::min(timeout, kImdsTimeout), true, what);
+  auto r = get(url, {"Metadata: true"}, std::min(timeout, kImdsTimeout), true, what);
   if (!r.ok()) return r.error();
   if (r->status != 200)
     return runtime_error(what + ": HTTP " + std::to_string(r->status) + error_text(r->body) +
@@ -394,7 +346,7 @@ Result<TagFetch> fetch_azure_service_tags(const AzureTagOptions& o, AzureTagStat
     while (true) {
       const auto left = remaining(deadline);
       if (left.count() <= 0) return runtime_error(pw + ": no complete answer within " + std::to_string(timeout_s) + " s");
-      r = http_get(url, {"Authorization: Bearer " + state.token, "Accept: application/json"}, left, false, pw);
+      r = get(url, {"Authorization: Bearer " + state.token, "Accept: application/json"}, left, false, pw);
       if (!r.ok()) return r.error();
       if (r->status == 401 && !reauth) {  // an expired or revoked token: one fresh one
         reauth = true;
@@ -406,7 +358,7 @@ Result<TagFetch> fetch_azure_service_tags(const AzureTagOptions& o, AzureTagStat
         const auto wait_d = std::chrono::seconds(std::max<uint64_t>(wait, 1));
         if (wait <= static_cast<uint64_t>(kMaxRetryWait.count()) && throttled < 2 && wait_d < remaining(deadline)) {
           ++throttled;
-          std::this_thread::sleep_for(wait_d);
+          if (!http_sleep(wait_d)) return runtime_error(pw + ": cancelled");
           continue;
         }
         state.retry_after_s = std::max<uint64_t>(wait, 1);

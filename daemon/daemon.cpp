@@ -9,6 +9,7 @@
 #include <set>
 
 #include "daemon/azure.h"
+#include "daemon/http.h"
 #include "daemon/log.h"
 #include "policy/tag_update.h"
 
@@ -52,7 +53,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const DaemonOptions& opts, std::u
 }
 
 Daemon::~Daemon() {
-  if (fetch_thread_.joinable()) fetch_thread_.join();
+  stop_fetch();
   if (fetch_event_fd_ >= 0) ::close(fetch_event_fd_);
 }
 
@@ -217,6 +218,13 @@ void Daemon::on_resolved(const std::string& name, Result<Resolution> r) {
   loop_->arm_timer(st.timer, seconds(next_s));
 }
 
+void Daemon::stop_fetch() {
+  if (!fetch_thread_.joinable()) return;
+  http_cancel(true);  // a hanging server ends the transfer within about a second
+  fetch_thread_.join();
+  http_cancel(false);
+}
+
 void Daemon::schedule_refresh() {
   if (refresh_timer_ == 0) refresh_timer_ = loop_->add_timer([this] { refresh_tags(false); });
   const auto every = seconds(std::max<uint64_t>(config_.service_tags.refresh_s, 1));
@@ -317,7 +325,7 @@ void Daemon::reload() {
     finish("reload refused: " + ups.error().message);
     return;
   }
-  if (fetch_thread_.joinable()) fetch_thread_.join();
+  stop_fetch();  // the reload reads the tags again itself
   fetch_running_ = false;
   fetch_result_.reset();
   Config old = config_;
@@ -436,7 +444,7 @@ Status Daemon::run() {
   stop_operations();
   (void)notifier_.stopping("stopping; enforcement stays in force");
   LOG_NOTICE("stopping: the policy stays in force (amlfw flush removes it)");
-  if (fetch_thread_.joinable()) fetch_thread_.join();
+  stop_fetch();
   resolver_.reset();
   return st;
 }

@@ -71,6 +71,8 @@ class Daemon {
   void reload();                    // SIGHUP
   void refresh_tags(bool force);    // timer, SIGUSR1 (forced)
   void on_tags_fetched(Result<TagFetch> f, bool force);
+  // Cancels a fetch in progress (daemon/http.h) and waits for its thread.
+  void stop_fetch();
   void accept_tags(ServiceTags tags, bool force);
   void schedule_refresh();
   void notify_status();

@@ -2,66 +2,14 @@
 #include "daemon/tag_source.h"
 
 #include "daemon/azure.h"
+#include "daemon/http.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <memory>
-#include <mutex>
 
 namespace amlfw {
-namespace {
-
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-struct Sink {
-  std::string body;
-  std::string etag, last_modified;
-  bool too_big = false;
-};
-
-size_t on_body(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<Sink*>(user);
-  if (s->body.size() + size * n > TagSource::kMaxBody) {
-    s->too_big = true;
-    return 0;
-  }
-  s->body.append(data, size * n);
-  return size * n;
-}
-
-std::string header_value(std::string_view line, std::string_view name) {
-  if (line.size() <= name.size() + 1) return {};
-  for (size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return {};
-  if (line[name.size()] != ':') return {};
-  auto v = line.substr(name.size() + 1);
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-  return std::string(v);
-}
-
-size_t on_header(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<Sink*>(user);
-  std::string_view line(data, size * n);
-  if (auto v = header_value(line, "etag"); !v.empty()) s->etag = v;
-  if (auto v = header_value(line, "last-modified"); !v.empty()) s->last_modified = v;
-  return size * n;
-}
-
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-}  // namespace
 
 Result<std::string> read_file(const std::string& path, size_t max_size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -127,45 +75,27 @@ Result<TagFetch> TagSource::fetch_file() {
 }
 
 Result<TagFetch> TagSource::fetch_url() {
-  global_init();
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-  if (!c) return runtime_error("service tags " + source_ + ": curl_easy_init failed");
-  Sink sink;
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
-  auto add_header = [&](const std::string& h) { headers.reset(curl_slist_append(headers.release(), h.c_str())); };
-  if (!etag_.empty()) add_header("If-None-Match: " + etag_);
-  if (!last_modified_.empty()) add_header("If-Modified-Since: " + last_modified_);
-  curl_easy_setopt(c.get(), CURLOPT_URL, source_.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(c.get(), CURLOPT_PROTOCOLS_STR, "https,http");
-  curl_easy_setopt(c.get(), CURLOPT_REDIR_PROTOCOLS_STR, "https");
-  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT, timeout_s_);
-  curl_easy_setopt(c.get(), CURLOPT_CONNECTTIMEOUT, 15L);
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxBody));
-  curl_easy_setopt(c.get(), CURLOPT_USERAGENT, "amlfw/" AMLFW_VERSION);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(c.get(), CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c.get(), CURLOPT_HEADERDATA, &sink);
-  if (headers) curl_easy_setopt(c.get(), CURLOPT_HTTPHEADER, headers.get());
-  CURLcode rc = curl_easy_perform(c.get());
-  if (sink.too_big) return data_error("service tags " + source_ + ": body larger than 64 MiB, refused");
-  if (rc != CURLE_OK) return runtime_error("service tags " + source_ + ": " + curl_easy_strerror(rc));
-  long status = 0;
-  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  HttpGet req;
+  req.url = source_;
+  req.what = "service tags " + source_;
+  req.timeout = std::chrono::seconds(timeout_s_);
+  req.max_body = kMaxBody;
+  req.follow_redirects = true;
+  if (!etag_.empty()) req.headers.push_back("If-None-Match: " + etag_);
+  if (!last_modified_.empty()) req.headers.push_back("If-Modified-Since: " + last_modified_);
+  auto r = http_get(req);
+  if (!r.ok()) return r.error();
   TagFetch f;
   f.origin = source_;
-  if (status == 304) {
+  if (r->status == 304) {
     f.not_modified = true;
     return f;
   }
-  if (status != 200)
-    return runtime_error("service tags " + source_ + ": HTTP " + std::to_string(status) + " (keeping the last good data)");
-  etag_ = sink.etag;
-  last_modified_ = sink.last_modified;
-  f.body = std::move(sink.body);
+  if (r->status != 200)
+    return runtime_error(req.what + ": HTTP " + std::to_string(r->status) + " (keeping the last good data)");
+  etag_ = std::move(r->etag);
+  last_modified_ = std::move(r->last_modified);
+  f.body = std::move(r->body);
   return f;
 }
 

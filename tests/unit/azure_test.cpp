@@ -18,7 +18,9 @@
 #include <thread>
 
 #include "daemon/fd.h"
+#include "daemon/http.h"
 #include "daemon/inputs.h"
+#include "daemon/tag_source.h"
 #include "policy/service_tags.h"
 
 namespace amlfw {
@@ -571,6 +573,82 @@ TEST(AzureEndpointsTest, DefaultsPerCloudAndTestOverrides) {
   EXPECT_EQ(azure_endpoints(Cloud::kUsGov).arm_resource, "https://management.usgovcloudapi.net/")
       << "the token's audience stays the real one";
   ::unsetenv("AMLFW_ARM_ENDPOINT");
+}
+
+// ---- the URL source through daemon/http.h ----------------------------------------------------
+
+TEST(UrlSource, ConditionalGetThenNotModified) {
+  MockHttp http([](const HttpRequest& r) {
+    HttpReply rep;
+    if (r.headers.count("if-none-match") != 0 && r.headers.at("if-none-match") == "\"v1\"") {
+      rep.status = 304;
+      return rep;
+    }
+    rep.body = "{\"changeNumber\":1}";
+    rep.headers = {"ETag: \"v1\"", "Last-Modified: Tue, 01 Sep 2026 00:00:00 GMT"};
+    return rep;
+  });
+  TagSource src(http.url() + "/tags.json", 5);
+  auto f = src.fetch();
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_FALSE(f->not_modified);
+  EXPECT_EQ(f->body, "{\"changeNumber\":1}");
+  f = src.fetch();
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_TRUE(f->not_modified);
+  const auto reqs = http.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].headers.at("if-none-match"), "\"v1\"");
+  EXPECT_EQ(reqs[1].headers.at("if-modified-since"), "Tue, 01 Sep 2026 00:00:00 GMT");
+  src.forget();
+  f = src.fetch();
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_FALSE(f->not_modified) << "forget() drops the validators";
+}
+
+TEST(UrlSource, HttpErrorKeepsTheLastGoodDataAndSaysSo) {
+  MockHttp http([](const HttpRequest&) {
+    HttpReply rep;
+    rep.status = 503;
+    return rep;
+  });
+  TagSource src(http.url() + "/tags.json", 5);
+  auto f = src.fetch();
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().message, "service tags " + http.url() + "/tags.json: HTTP 503 (keeping the last good data)");
+}
+
+// A server that takes the request and never answers must not hold up a stopping daemon for
+// the fetch timeout (60 s by default): http_cancel ends the transfer within about a second.
+TEST(UrlSource, CancelEndsAHangingFetchWithinASecond) {
+  MockHttp http([](const HttpRequest&) {
+    HttpReply rep;
+    rep.hang = true;
+    return rep;
+  });
+  TagSource src(http.url() + "/tags.json", 60);
+  std::optional<Result<TagFetch>> got;
+  std::thread t([&] { got.emplace(src.fetch()); });
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_FALSE(got.has_value()) << "the server hangs: the fetch is still waiting";
+  const auto cancelled_at = Clock::now();
+  http_cancel(true);
+  t.join();
+  const auto took = Clock::now() - cancelled_at;
+  http_cancel(false);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(got->ok());
+  EXPECT_EQ(got->error().message, "service tags " + http.url() + "/tags.json: cancelled");
+  EXPECT_LT(std::chrono::duration_cast<milliseconds>(took).count(), 2000);
+  // Cancelled no more: the next fetch goes out again.
+  MockHttp ok([](const HttpRequest&) {
+    HttpReply rep;
+    rep.body = "{}";
+    return rep;
+  });
+  TagSource again(ok.url() + "/tags.json", 5);
+  auto f = again.fetch();
+  EXPECT_TRUE(f.ok()) << f.error().message;
 }
 
 }  // namespace
