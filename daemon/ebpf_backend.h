@@ -33,7 +33,7 @@ namespace amlfw {
 
 struct EbpfOptions {
   std::string cgroup;                           // [ebpf] cgroup (Config::ebpf.cgroup)
-  std::string pin_dir = std::string(kEbpfPinDir);
+  std::string pin_dir = ebpf_pin_dir();          // kEbpfPinDir unless AMLFW_EBPF_PIN_DIR
   EbpfTunables tunables;
 };
 
@@ -81,10 +81,10 @@ class EbpfBackend final : public Enforcer {
   // Detaches every pinned link and removes the pin directory. Idempotent.
   Status flush() override;
   // The same without a backend object (no probe, no cgroup): for `amlfw flush`.
-  static Status remove_pins(const std::string& pin_dir = std::string(kEbpfPinDir));
+  static Status remove_pins(const std::string& pin_dir = ebpf_pin_dir());
 
   // Reads the pinned state (error when nothing is pinned).
-  static Result<EbpfSnapshot> inspect(const std::string& pin_dir = std::string(kEbpfPinDir));
+  static Result<EbpfSnapshot> inspect(const std::string& pin_dir = ebpf_pin_dir());
 
   // Deletes expired learned addresses of the active generation (this process's, or the
   // pinned one before any apply); returns how many.

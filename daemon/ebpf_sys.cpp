@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -140,6 +141,11 @@ Status ebpf_check_kernel() {
   for (size_t i = 0; i < p.missing.size(); ++i) msg += (i ? ", " : "") + p.missing[i];
   msg += " (use a kernel with BPF cgroup programs, ring buffers and BTF, 5.15 or later, or backend = \"nftables\")";
   return runtime_error(msg);
+}
+
+std::string ebpf_pin_dir() {
+  const char* e = std::getenv(kEbpfPinDirEnv);
+  return e != nullptr && *e != '\0' ? std::string(e) : std::string(kEbpfPinDir);
 }
 
 std::string cgroup2_mount_from(std::string_view mountinfo) {

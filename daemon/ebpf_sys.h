@@ -16,6 +16,12 @@ namespace amlfw {
 
 inline constexpr std::string_view kEbpfPinDir = "/sys/fs/bpf/amlfw";
 inline constexpr std::string_view kBpffsMount = "/sys/fs/bpf";
+// The environment variable that moves the pin directory (tests, several installations on
+// one machine): an absolute path on a bpffs, e.g. /sys/fs/bpf/amlfw-test.
+inline constexpr const char* kEbpfPinDirEnv = "AMLFW_EBPF_PIN_DIR";
+// The pin directory of this process: $AMLFW_EBPF_PIN_DIR when it is set and not empty,
+// else kEbpfPinDir. (EbpfBackend::create refuses one that is not absolute.)
+std::string ebpf_pin_dir();
 
 // What the programs need from the kernel: program types, map types, helpers per program
 // type. Each missing item is one string ("map type BPF_MAP_TYPE_RINGBUF (Linux 5.8)").
