@@ -152,6 +152,13 @@ struct {
 } amlfw_flows SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AMLFW_DNS_ORIG_MAX);
+	__type(key, __u64);
+	__type(value, struct amlfw_dns_orig);
+} amlfw_dns_orig SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, AMLFW_EVENTS_BYTES);
 } amlfw_events SEC(".maps");
@@ -342,19 +349,66 @@ static __always_inline int loopback4(__u32 ip_be)
 	return (ip >> 24) == 127 || ip == 0;
 }
 
-/* Decides one connect() or sendmsg() towards addr:port (v4: 4 bytes, v6: 16). */
+/* The active generation's settings only (recvmsg4/6). */
+static __always_inline struct amlfw_conf *load_conf(void)
+{
+	__u32 zero = 0;
+	struct amlfw_active *a = bpf_map_lookup_elem(&amlfw_active, &zero);
+	if (!a)
+		return 0;
+	__u32 slot = a->slot & 1;
+	void *confm = bpf_map_lookup_elem(&amlfw_conf, &slot);
+	if (!confm)
+		return 0;
+	return bpf_map_lookup_elem(confm, &zero);
+}
+
+/* dns.redirect: does this connect()/sendmsg() to port 53 of an address of family `fam`
+ * (4 or 6) go to the proxy? Not the proxy's own upstream queries (SO_MARK). */
+static __always_inline int dns_redirected(struct bpf_sock_addr *ctx, const struct gen *g, __u16 port, __u8 fam)
+{
+	const struct amlfw_conf *c = g->conf;
+	if (port != AMLFW_DNS_PORT || !(c->flags & AMLFW_F_DNS_REDIRECT) || c->redirect_family != fam)
+		return 0;
+	if (ctx->protocol != IPPROTO_UDP && ctx->protocol != IPPROTO_TCP)
+		return 0;
+	struct bpf_sock *sk = ctx->sk;
+	if (sk && sk->mark == AMLFW_DNS_PROXY_MARK)
+		return 0;
+	return 1;
+}
+
+/* A redirected UDP socket: remember where it meant to go (recvmsg4/6 put it back as the
+ * answer's source). `addr` is the destination as the socket's family sees it. */
+static __always_inline void dns_remember(struct bpf_sock_addr *ctx, __u8 sock_family, const void *addr)
+{
+	if (ctx->protocol != IPPROTO_UDP)
+		return;
+	struct amlfw_dns_orig o;
+	__builtin_memset(&o, 0, sizeof(o));
+	if (sock_family == 6)
+		__builtin_memcpy(o.addr, addr, 16);
+	else
+		__builtin_memcpy(o.addr, addr, 4);
+	o.port = bpf_htons(AMLFW_DNS_PORT);
+	o.family = sock_family;
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	bpf_map_update_elem(&amlfw_dns_orig, &cookie, &o, BPF_ANY);
+}
+
+/* Decides one connect() or sendmsg() towards addr:port (v4: 4 bytes, v6: 16) with the
+ * generation `gp` (0 when none is installed: fail closed). */
 static __always_inline int sock_addr_verdict(struct bpf_sock_addr *ctx, __u8 hook, const int v6, const void *addr,
-					     __u16 port)
+					     __u16 port, const struct gen *gp)
 {
 	__u8 proto = (__u8)ctx->protocol;
 	struct bpf_sock *sk = ctx->sk;
 	__u16 lport = sk ? (__u16)sk->src_port : 0;
-	struct gen g;
 
 	/* DHCP renewals from the client port (the first lease goes through a packet socket). */
 	if (proto == IPPROTO_UDP && ((!v6 && port == 67 && lport == 68) || (v6 && port == 547 && lport == 546)))
 		return 1;
-	if (load_gen(&g, v6)) {
+	if (!gp) {
 		count(hook, AMLFW_STAT_DENY);
 		struct amlfw_event *e = event_begin(hook, AMLFW_DIR_EGRESS, v6, addr, port, proto,
 						    AMLFW_REASON_NO_POLICY, 0, 0);
@@ -366,7 +420,7 @@ static __always_inline int sock_addr_verdict(struct bpf_sock_addr *ctx, __u8 hoo
 		}
 		return 0;
 	}
-	__u32 reason = decide(&g, v6, addr, proto, port, AMLFW_DIR_EGRESS);
+	__u32 reason = decide(gp, v6, addr, proto, port, AMLFW_DIR_EGRESS);
 	if (reason == AMLFW_REASON_NONE) {
 		count(hook, AMLFW_STAT_ALLOW);
 		return 1;
@@ -376,10 +430,10 @@ static __always_inline int sock_addr_verdict(struct bpf_sock_addr *ctx, __u8 hoo
 		count(hook, AMLFW_STAT_ALLOW);
 		return 1;
 	}
-	int audit = (g.conf->flags & AMLFW_F_AUDIT) != 0;
+	int audit = (gp->conf->flags & AMLFW_F_AUDIT) != 0;
 	count(hook, audit ? AMLFW_STAT_AUDIT : AMLFW_STAT_DENY);
 	struct amlfw_event *e = event_begin(hook, AMLFW_DIR_EGRESS, v6, addr, port, proto, reason, audit,
-					    g.conf->generation);
+					    gp->conf->generation);
 	if (e) {
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		e->cgroup_id = bpf_get_current_cgroup_id();
@@ -393,9 +447,30 @@ static __always_inline int sock_addr4(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	__u32 ip = ctx->user_ip4;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
+	struct gen g;
 	if (loopback4(ip))
 		return 1;
-	return sock_addr_verdict(ctx, hook, 0, &ip, port);
+	if (load_gen(&g, 0))
+		return sock_addr_verdict(ctx, hook, 0, &ip, port, 0);
+	if (dns_redirected(ctx, &g, port, 4)) {
+		/* To the proxy: loopback, or the dns-proxy group of the policy. An AF_INET6
+		 * socket sending to an IPv4-mapped address comes here too (udpv6_sendmsg hands
+		 * it to udp_sendmsg): it will see the answer's source IPv4-mapped in recvmsg6. */
+		struct bpf_sock *sk = ctx->sk;
+		if (sk && sk->family == AF_INET6) {
+			__u32 mapped[4] = {0, 0, bpf_htonl(0xffff), ip};
+			dns_remember(ctx, 6, mapped);
+		} else {
+			dns_remember(ctx, 4, &ip);
+		}
+		__u32 proxy;
+		__builtin_memcpy(&proxy, g.conf->redirect_addr, 4);
+		ctx->user_ip4 = proxy;
+		ctx->user_port = bpf_htons(g.conf->redirect_port);
+		count(hook, AMLFW_STAT_ALLOW);
+		return 1;
+	}
+	return sock_addr_verdict(ctx, hook, 0, &ip, port, &g);
 }
 
 static __always_inline int sock_addr6(struct bpf_sock_addr *ctx, __u8 hook, __u8 hook4)
@@ -412,12 +487,39 @@ static __always_inline int sock_addr6(struct bpf_sock_addr *ctx, __u8 hook, __u8
 		if (ip[2] == bpf_htonl(0xffff)) {
 			/* An IPv4-mapped destination of a dual-stack socket: the IPv4 policy. */
 			__u32 ip4 = ip[3];
+			struct gen g4;
 			if (loopback4(ip4))
 				return 1;
-			return sock_addr_verdict(ctx, hook4, 0, &ip4, port);
+			if (load_gen(&g4, 0))
+				return sock_addr_verdict(ctx, hook4, 0, &ip4, port, 0);
+			if (dns_redirected(ctx, &g4, port, 4)) {
+				dns_remember(ctx, 6, ip);
+				__u32 proxy;
+				__builtin_memcpy(&proxy, g4.conf->redirect_addr, 4);
+				ctx->user_ip6[3] = proxy;
+				ctx->user_port = bpf_htons(g4.conf->redirect_port);
+				count(hook4, AMLFW_STAT_ALLOW);
+				return 1;
+			}
+			return sock_addr_verdict(ctx, hook4, 0, &ip4, port, &g4);
 		}
 	}
-	return sock_addr_verdict(ctx, hook, 1, ip, port);
+	struct gen g;
+	if (load_gen(&g, 1))
+		return sock_addr_verdict(ctx, hook, 1, ip, port, 0);
+	if (dns_redirected(ctx, &g, port, 6)) {
+		dns_remember(ctx, 6, ip);
+		__u32 proxy[4];
+		__builtin_memcpy(proxy, g.conf->redirect_addr, 16);
+		ctx->user_ip6[0] = proxy[0];
+		ctx->user_ip6[1] = proxy[1];
+		ctx->user_ip6[2] = proxy[2];
+		ctx->user_ip6[3] = proxy[3];
+		ctx->user_port = bpf_htons(g.conf->redirect_port);
+		count(hook, AMLFW_STAT_ALLOW);
+		return 1;
+	}
+	return sock_addr_verdict(ctx, hook, 1, ip, port, &g);
 }
 
 SEC("cgroup/connect4")
@@ -442,6 +544,57 @@ SEC("cgroup/sendmsg6")
 int amlfw_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return sock_addr6(ctx, AMLFW_HOOK_SENDMSG6, AMLFW_HOOK_SENDMSG4);
+}
+
+/* recvmsg4/6 (dns.redirect): an answer from the proxy to a socket whose DNS was redirected
+ * shows the address the socket sent to as its source, so that resolvers that check where the
+ * answer comes from (glibc does) accept it. Always 1: these hooks only rewrite. */
+static __always_inline int dns_restore(struct bpf_sock_addr *ctx, __u8 sock_family)
+{
+	const struct amlfw_conf *c = load_conf();
+	if (!c || !(c->flags & AMLFW_F_DNS_REDIRECT) || ctx->user_port != bpf_htons(c->redirect_port))
+		return 1;
+	__u32 proxy[4];
+	__builtin_memcpy(proxy, c->redirect_addr, 16);
+	if (sock_family == 4) {
+		if (c->redirect_family != 4 || ctx->user_ip4 != proxy[0])
+			return 1;
+	} else if (c->redirect_family == 4) {
+		if (ctx->user_ip6[0] != 0 || ctx->user_ip6[1] != 0 || ctx->user_ip6[2] != bpf_htonl(0xffff) ||
+		    ctx->user_ip6[3] != proxy[0])
+			return 1;
+	} else if (ctx->user_ip6[0] != proxy[0] || ctx->user_ip6[1] != proxy[1] || ctx->user_ip6[2] != proxy[2] ||
+		   ctx->user_ip6[3] != proxy[3]) {
+		return 1;
+	}
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct amlfw_dns_orig *o = bpf_map_lookup_elem(&amlfw_dns_orig, &cookie);
+	if (!o || o->family != sock_family)
+		return 1;
+	__u32 orig[4];
+	__builtin_memcpy(orig, o->addr, 16);
+	if (sock_family == 4) {
+		ctx->user_ip4 = orig[0];
+	} else {
+		ctx->user_ip6[0] = orig[0];
+		ctx->user_ip6[1] = orig[1];
+		ctx->user_ip6[2] = orig[2];
+		ctx->user_ip6[3] = orig[3];
+	}
+	ctx->user_port = o->port;
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int amlfw_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return dns_restore(ctx, 4);
+}
+
+SEC("cgroup/recvmsg6")
+int amlfw_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return dns_restore(ctx, 6);
 }
 
 /* ---- packets ----------------------------------------------------------------------------- */

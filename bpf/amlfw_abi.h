@@ -11,7 +11,7 @@
 
 #include <linux/types.h>
 
-#define AMLFW_ABI_VERSION 1
+#define AMLFW_ABI_VERSION 2          /* 2: dns.redirect (amlfw_conf.redirect_*, amlfw_dns_orig) */
 
 /* Limits of one policy generation. */
 #define AMLFW_MAX_GROUPS 64        /* bits of a group bitmap (__u64) */
@@ -19,6 +19,7 @@
 #define AMLFW_LPM_MAX 262144       /* prefixes per family and generation (no prealloc) */
 #define AMLFW_LEARN_MAX 262144     /* learned addresses per family (no prealloc) */
 #define AMLFW_FLOW_MAX 65536       /* UDP flows remembered for replies (LRU) */
+#define AMLFW_DNS_ORIG_MAX 65536   /* UDP sockets whose DNS was redirected (LRU, by socket cookie) */
 #define AMLFW_EVENTS_BYTES (256 * 1024)
 #define AMLFW_SLOTS 2              /* generations held: the active one and the one built aside */
 #define AMLFW_PORTS_PER_PROTO 65536 /* amlfw_ports: index = (proto == UDP) * 65536 + port */
@@ -26,6 +27,12 @@
 /* amlfw_conf.flags */
 #define AMLFW_F_AUDIT (1u << 0)    /* log would-be denials, deny nothing */
 #define AMLFW_F_INBOUND (1u << 1)  /* filter inbound (inbound.enforce) */
+#define AMLFW_F_DNS_REDIRECT (1u << 2) /* dns.redirect: port 53 goes to the proxy (redirect_*) */
+
+/* The SO_MARK of the DNS proxy's upstream sockets (kDnsProxyMark, policy/render_nft.h):
+ * their queries are not redirected to the proxy itself. */
+#define AMLFW_DNS_PROXY_MARK 0x616d6c66u
+#define AMLFW_DNS_PORT 53
 
 enum amlfw_direction {
 	AMLFW_DIR_EGRESS = 0,
@@ -75,6 +82,13 @@ struct amlfw_conf {
 	__u64 egress_mask;         /* groups of each direction */
 	__u64 ingress_mask;
 	__u64 names_mask;          /* groups whose bits learned addresses may carry */
+	/* dns.redirect (AMLFW_F_DNS_REDIRECT): connect()/sendmsg() to port 53 of another
+	 * address of this family go to redirect_addr:redirect_port (the proxy, dns.listen). */
+	__u8 redirect_family;      /* 4 or 6; 0 without redirect */
+	__u8 pad2;
+	__u16 redirect_port;       /* host order */
+	__u32 pad3;
+	__u8 redirect_addr[16];    /* network order; IPv4 in the first 4 bytes */
 	struct amlfw_group groups[AMLFW_MAX_GROUPS];
 };
 
@@ -110,6 +124,16 @@ struct amlfw_flow_key {
 	__u16 rport;               /* host order */
 	__u16 pad2;
 	__u8 raddr[16];
+};
+
+/* amlfw_dns_orig: socket cookie -> where a redirected UDP socket meant to send its DNS,
+ * so that recvmsg4/6 show the answer as coming from there (resolvers check the source). */
+struct amlfw_dns_orig {
+	__u8 addr[16];             /* network order, as the socket's family sees it (IPv4: 4 bytes;
+	                            * an AF_INET6 socket: 16, IPv4-mapped included) */
+	__u16 port;                /* network order */
+	__u8 family;               /* the socket's family: 4 or 6 */
+	__u8 pad[5];
 };
 
 /* Stable reason codes of a denial (never renumbered). */
@@ -172,12 +196,13 @@ struct amlfw_event {
 #define AMLFW_ABI_ASSERT _Static_assert
 #endif
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_group) == 80, "amlfw_group layout");
-AMLFW_ABI_ASSERT(sizeof(struct amlfw_conf) == 48 + 80 * AMLFW_MAX_GROUPS, "amlfw_conf layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_conf) == 72 + 80 * AMLFW_MAX_GROUPS, "amlfw_conf layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_active) == 16, "amlfw_active layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_lpm4_key) == 8, "amlfw_lpm4_key layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_lpm6_key) == 20, "amlfw_lpm6_key layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_learned) == 16, "amlfw_learned layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_flow_key) == 24, "amlfw_flow_key layout");
 AMLFW_ABI_ASSERT(sizeof(struct amlfw_event) == 72, "amlfw_event layout");
+AMLFW_ABI_ASSERT(sizeof(struct amlfw_dns_orig) == 24, "amlfw_dns_orig layout");
 
 #endif /* AMLFW_BPF_ABI_H */

@@ -5,12 +5,14 @@
 #include <cstring>
 
 #include "policy/config.h"
+#include "policy/render_nft.h"
 
 namespace amlfw {
 namespace {
 
 constexpr uint32_t kWireServer = 0xA83F8110;  // 168.63.129.16
 constexpr uint32_t kImds = 0xA9FEA9FE;        // 169.254.169.254
+static_assert(AMLFW_DNS_PROXY_MARK == kDnsProxyMark, "the programs exempt the proxy's mark");
 
 // A group as the image sees it: a PortGroup of the policy or one the backend adds.
 struct Member {
@@ -151,6 +153,20 @@ Result<EbpfImage> build_ebpf_image(const Policy& p, const std::vector<PortGroup>
   c.flags = (p.mode == Mode::kAudit ? AMLFW_F_AUDIT : 0) | (p.inbound_enforce ? AMLFW_F_INBOUND : 0);
   c.ngroups = static_cast<uint32_t>(members.size());
   c.dns_port = p.dns_upstream_port;
+  if (p.dns_redirect && !p.dns_listen.empty()) {
+    // dns.redirect: connect()/sendmsg() to port 53 of the proxy's family go to the proxy
+    // (a wildcard listen address is reached through loopback).
+    auto sa = parse_socket_address(p.dns_listen, 53);
+    if (sa.ok()) {
+      IpAddr to = sa->addr;
+      if (!to.v6 && to.v4value() == 0) to = IpAddr::v4addr(0x7f000001);
+      if (to.v6 && to.value == 0) to = IpAddr::v6addr(1);
+      c.flags |= AMLFW_F_DNS_REDIRECT;
+      c.redirect_family = to.v6 ? 6 : 4;
+      c.redirect_port = sa->port;
+      to.to_bytes(c.redirect_addr);
+    }
+  }
 
   for (size_t i = 0; i < members.size(); ++i) {
     const Member& m = members[i];

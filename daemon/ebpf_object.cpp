@@ -106,6 +106,8 @@ std::string_view ebpf_prog_name(EbpfProg p) {
     case EbpfProg::kSendmsg6: return "amlfw_sendmsg6";
     case EbpfProg::kEgress: return "amlfw_egress";
     case EbpfProg::kIngress: return "amlfw_ingress";
+    case EbpfProg::kRecvmsg4: return "amlfw_recvmsg4";
+    case EbpfProg::kRecvmsg6: return "amlfw_recvmsg6";
   }
   return "?";
 }
@@ -122,6 +124,7 @@ std::string_view ebpf_map_name(EbpfMap m) {
     case EbpfMap::kFlows: return "amlfw_flows";
     case EbpfMap::kEvents: return "amlfw_events";
     case EbpfMap::kStats: return "amlfw_stats";
+    case EbpfMap::kDnsOrig: return "amlfw_dns_orig";
   }
   return "?";
 }
@@ -142,6 +145,7 @@ bpf_map* skel_map(::amlfw_bpf* s, EbpfMap m) {
     case EbpfMap::kFlows: return s->maps.amlfw_flows;
     case EbpfMap::kEvents: return s->maps.amlfw_events;
     case EbpfMap::kStats: return s->maps.amlfw_stats;
+    case EbpfMap::kDnsOrig: return s->maps.amlfw_dns_orig;
   }
   return nullptr;
 }
@@ -154,6 +158,8 @@ bpf_program* skel_prog(::amlfw_bpf* s, EbpfProg p) {
     case EbpfProg::kSendmsg6: return s->progs.amlfw_sendmsg6;
     case EbpfProg::kEgress: return s->progs.amlfw_egress;
     case EbpfProg::kIngress: return s->progs.amlfw_ingress;
+    case EbpfProg::kRecvmsg4: return s->progs.amlfw_recvmsg4;
+    case EbpfProg::kRecvmsg6: return s->progs.amlfw_recvmsg6;
   }
   return nullptr;
 }

@@ -26,14 +26,15 @@ struct amlfw_bpf;  // the generated skeleton (amlfw.skel.h), private to ebpf_obj
 
 namespace amlfw {
 
-enum class EbpfProg : uint8_t { kConnect4, kConnect6, kSendmsg4, kSendmsg6, kEgress, kIngress };
+enum class EbpfProg : uint8_t { kConnect4, kConnect6, kSendmsg4, kSendmsg6, kEgress, kIngress, kRecvmsg4, kRecvmsg6 };
 inline constexpr EbpfProg kEbpfProgs[] = {EbpfProg::kConnect4, EbpfProg::kConnect6, EbpfProg::kSendmsg4,
-                                          EbpfProg::kSendmsg6, EbpfProg::kEgress,   EbpfProg::kIngress};
+                                          EbpfProg::kSendmsg6, EbpfProg::kEgress,   EbpfProg::kIngress,
+                                          EbpfProg::kRecvmsg4, EbpfProg::kRecvmsg6};
 // The maps a restarted process adopts (pinned under the pin directory by these names).
-enum class EbpfMap : uint8_t { kActive, kConf, kPorts, kLpm4, kLpm6, kLearn4, kLearn6, kFlows, kEvents, kStats };
+enum class EbpfMap : uint8_t { kActive, kConf, kPorts, kLpm4, kLpm6, kLearn4, kLearn6, kFlows, kEvents, kStats, kDnsOrig };
 inline constexpr EbpfMap kEbpfMaps[] = {EbpfMap::kActive, EbpfMap::kConf,   EbpfMap::kPorts,  EbpfMap::kLpm4,
                                         EbpfMap::kLpm6,   EbpfMap::kLearn4, EbpfMap::kLearn6, EbpfMap::kFlows,
-                                        EbpfMap::kEvents, EbpfMap::kStats};
+                                        EbpfMap::kEvents, EbpfMap::kStats,  EbpfMap::kDnsOrig};
 
 inline constexpr size_t kEbpfMapCount = std::size(kEbpfMaps);
 // The pinned maps' fds, indexed by EbpfMap: from a loaded object or from the pins.

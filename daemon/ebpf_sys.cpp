@@ -56,6 +56,8 @@ constexpr HelperProbe kHelpers[] = {
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect", BPF_FUNC_get_current_pid_tgid, "bpf_get_current_pid_tgid"},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect", BPF_FUNC_get_current_comm, "bpf_get_current_comm"},
     {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect", BPF_FUNC_get_current_cgroup_id, "bpf_get_current_cgroup_id"},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect", BPF_FUNC_map_update_elem, "bpf_map_update_elem"},
+    {BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cgroup/connect", BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie"},
     {BPF_PROG_TYPE_CGROUP_SKB, "cgroup_skb", BPF_FUNC_map_lookup_elem, "bpf_map_lookup_elem"},
     {BPF_PROG_TYPE_CGROUP_SKB, "cgroup_skb", BPF_FUNC_map_update_elem, "bpf_map_update_elem"},
     {BPF_PROG_TYPE_CGROUP_SKB, "cgroup_skb", BPF_FUNC_ktime_get_ns, "bpf_ktime_get_ns"},

@@ -123,14 +123,15 @@ attached() { bpftool cgroup show "$CG" 2>/dev/null | grep -c ' amlfw_'; }
 section "before apply: the test cgroup reaches everything"
 expect_connect "$E2E_UNLISTED_V4" 443 tcp "unlisted, from the test cgroup"
 
-section "apply: six programs on the test cgroup, pinned"
+section "apply: eight programs on the test cgroup, pinned"
 ebpf_config
 out=$(ebx apply --config "$E2E_CONFIG" 2>&1)
-expect_match '^apply adopted=0 fresh=1 .*links_created=6' "$out" "first apply creates maps and six links ($out)"
-expect_eq 6 "$(attached)" "programs attached to the test cgroup"
+expect_match '^apply adopted=0 fresh=1 .*links_created=8' "$out" "first apply creates maps and eight links ($out)"
+expect_eq 8 "$(attached)" "programs attached to the test cgroup"
 expect_eq 0 "$(bpftool cgroup show "$CG2" 2>/dev/null | grep -c ' amlfw_')" "programs attached to the cgroup2 root"
 for n in amlfw_active amlfw_conf amlfw_ports amlfw_lpm4 amlfw_lpm6 amlfw_learn4 amlfw_learn6 amlfw_flows \
-  amlfw_events amlfw_stats amlfw_connect4 amlfw_connect6 amlfw_sendmsg4 amlfw_sendmsg6 amlfw_egress amlfw_ingress; do
+  amlfw_events amlfw_stats amlfw_dns_orig amlfw_connect4 amlfw_connect6 amlfw_sendmsg4 amlfw_sendmsg6 amlfw_egress \
+  amlfw_ingress amlfw_recvmsg4 amlfw_recvmsg6; do
   [ -e "$PIN/$n" ] || bad "pin $PIN/$n missing"
 done
 ok "maps and links pinned under $PIN: $(ls "$PIN" | wc -l) entries"
@@ -185,7 +186,7 @@ section "learned addresses: one by one, for their rule's ports, with a lifetime"
 repo=repo.anaconda.com
 expect_eperm "$(name_v4 $repo)" 443 tcp "$repo before it is learned"
 out=$(ebx learn --config "$E2E_CONFIG" --name $repo 600 "$(name_v4 $repo)" "$(name_v6 $repo)" 2>&1)
-expect_match 'apply adopted=1 fresh=0 .*links_updated=6' "$out" "a new process adopts the pins"
+expect_match 'apply adopted=1 fresh=0 .*links_updated=8' "$out" "a new process adopts the pins"
 expect_match 'learn groups=e_tcp_80_443 addrs=2' "$out" "learned for *.anaconda.com's group"
 expect_connect "$(name_v4 $repo)" 443 tcp "$repo learned"
 expect_connect "$(name_v6 $repo)" 80 tcp "$repo learned, IPv6, port 80"
@@ -242,14 +243,14 @@ hold_start h2 "$E2E_AML_WE_V4" 443
 kill -KILL "$owner"
 wait "$owner" 2>/dev/null
 expect_true "the owning process is gone" bash -c "! kill -0 $owner 2>/dev/null"
-expect_eq 6 "$(attached)" "programs still attached after kill -9"
+expect_eq 8 "$(attached)" "programs still attached after kill -9"
 expect_eperm "$E2E_UNLISTED_V4" 443 tcp "still denied after kill -9"
 expect_connect "$E2E_AML_WE_V4" 443 tcp "still allowed after kill -9"
 expect_connect "$(name_v4 $repo)" 443 tcp "learned address still allowed after kill -9"
 expect_match '^OK [0-9]+' "$(hold_stop h2)" "an established connection survived kill -9"
 out=$(ebx apply --config "$E2E_CONFIG" 2>&1)
-expect_match '^apply adopted=1 fresh=0 .*links_created=0 links_updated=6' "$out" "re-creation adopts the pins"
-expect_eq 6 "$(attached)" "still six programs (updated in place, not added)"
+expect_match '^apply adopted=1 fresh=0 .*links_created=0 links_updated=8' "$out" "re-creation adopts the pins"
+expect_eq 8 "$(attached)" "still eight programs (updated in place, not added)"
 
 section "audit mode: would-be denials are reported, nothing is denied"
 CFG_TOP='mode = "audit"' ebpf_config
@@ -295,10 +296,10 @@ expect_match "deny ingress pid=0 comm=- cgroup=[0-9]+ tcp $E2E_UNLISTED_V4:22 re
 
 section "flush leaves nothing: no pin, no attachment, no program, no map"
 progs=$(bpftool cgroup show "$CG" 2>/dev/null | awk '/ amlfw_/ {print $1}' | sort)
-maps=$(for n in amlfw_active amlfw_conf amlfw_ports amlfw_lpm4 amlfw_lpm6 amlfw_learn4 amlfw_learn6 amlfw_flows amlfw_events amlfw_stats; do
+maps=$(for n in amlfw_active amlfw_conf amlfw_ports amlfw_lpm4 amlfw_lpm6 amlfw_learn4 amlfw_learn6 amlfw_flows amlfw_events amlfw_stats amlfw_dns_orig; do
   bpftool map show pinned "$PIN/$n" 2>/dev/null | sed -nE 's/^([0-9]+): .*/\1/p'; done | sort)
-expect_eq 6 "$(echo "$progs" | wc -w)" "six program ids recorded"
-expect_eq 10 "$(echo "$maps" | wc -w)" "ten map ids recorded"
+expect_eq 8 "$(echo "$progs" | wc -w)" "eight program ids recorded"
+expect_eq 11 "$(echo "$maps" | wc -w)" "eleven map ids recorded"
 expect_match '^flush ok$' "$(ebx flush)" "flush"
 expect_true "pin directory removed" test ! -e "$PIN"
 expect_eq 0 "$(attached)" "programs attached to the test cgroup after flush"
@@ -313,7 +314,7 @@ else bad "programs or maps left: $(for id in $progs; do bpftool prog show id "$i
 expect_connect "$E2E_UNLISTED_V4" 443 tcp "unlisted after flush"
 expect_match '^flush ok$' "$(ebx flush)" "a second flush succeeds (idempotent)"
 out=$(ebx apply --config "$E2E_CONFIG" 2>&1)
-expect_match '^apply adopted=0 fresh=1 .*links_created=6' "$out" "apply after flush installs afresh"
+expect_match '^apply adopted=0 fresh=1 .*links_created=8' "$out" "apply after flush installs afresh"
 expect_eperm "$E2E_UNLISTED_V4" 443 tcp "enforced again"
 expect_match '^flush ok$' "$(ebx flush)" "final flush"
 expect_eq 0 "$(attached)" "nothing attached at the end"
