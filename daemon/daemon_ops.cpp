@@ -129,8 +129,8 @@ Status Daemon::start_operations() {
       LOG_INFO("metrics: http://%s/metrics", config_.metrics.listen.c_str());
     }
   }
-  if (dynamic_cast<EbpfBackend*>(enforcer_.get()) != nullptr) {
-    auto ev = EbpfEvents::open(std::string(kEbpfPinDir), [this](const EbpfEvent& e) {
+  if (auto* bpf = dynamic_cast<EbpfBackend*>(enforcer_.get()); bpf != nullptr) {
+    auto ev = EbpfEvents::open(bpf->pin_dir(), [this](const EbpfEvent& e) {
       if (e.direction == Direction::kEgress) note_denied(e.addr, e.port, e.proto);
     });
     if (!ev.ok()) {
@@ -270,8 +270,18 @@ nlohmann::json Daemon::status_json() {
   auto counters = read_rule_counters(*enforcer_);
   if (counters.ok()) {
     nlohmann::json rej = nlohmann::json::object();
-    for (const auto& c : reject_counters(*counters))
-      rej[c.chain] = {{"packets", c.packets}, {"bytes", c.bytes}, {"action", c.label == "audit" ? "audit" : "reject"}};
+    for (const auto& c : reject_counters(*counters)) {
+      auto it = rej.find(c.chain);
+      if (it == rej.end()) {
+        rej[c.chain] = {{"packets", c.packets}, {"bytes", c.bytes}, {"action", c.label == "audit" ? "audit" : "reject"}};
+        continue;
+      }
+      // The eBPF backend counts denials and would-be denials of one hook apart: one line,
+      // both counts, the action of the mode in force.
+      (*it)["packets"] = (*it)["packets"].get<uint64_t>() + c.packets;
+      (*it)["bytes"] = (*it)["bytes"].get<uint64_t>() + c.bytes;
+      (*it)["action"] = policy_.mode == Mode::kAudit ? "audit" : "reject";
+    }
     j["rejected"] = rej;
     nlohmann::json acc = nlohmann::json::array();
     for (const auto& c : *counters)

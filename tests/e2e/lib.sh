@@ -23,6 +23,18 @@
 # The real host is never touched: amlfw, nft and the probes always run through
 # `ip netns exec`. Cleanup (trap EXIT) kills what the test started, deletes both
 # namespaces and the temp dir, and checks that nothing is left.
+#
+# Backend (AMLFW_E2E_BACKEND=nftables|ebpf, default nftables; ctest runs the e2e_ebpf_*
+# variants with ebpf): with ebpf, e2e_init also makes a test cgroup under the cgroup2 mount
+# (found in /proc/self/mountinfo: hybrid layouts mount it at /sys/fs/cgroup/unified) and a
+# pin directory /sys/fs/bpf/amlfw-e2e-PID (exported as AMLFW_EBPF_PIN_DIR, so the real
+# /sys/fs/bpf/amlfw is never touched); write_config says backend = "ebpf" with
+# [ebpf] cgroup = that cgroup; hx and `bg hx` run inside the test cgroup (amlfw itself too,
+# like the default cgroup, the root, would have it), amlfw through `nsenter --net` (`ip netns
+# exec` remounts /sys, which hides bpffs and the cgroup2 mount: pins would be private to the
+# process), everything else through `ip netns exec` as usual (its /sys shows the namespace's
+# interfaces); hx_out runs a client outside the cgroup. Cleanup flushes the pins and removes
+# the cgroup. Tests ask `is_ebpf` / `backend_only` where they check backend state.
 
 set -u
 set -o pipefail
@@ -53,6 +65,12 @@ E2E_INET_UDP_PORTS="443,5831"
 E2E_HOST_TCP_PORTS="22,8080,29876,29877,44224"
 E2E_HOST_UDP_PORTS="5831"
 E2E_DAEMON_PID=""
+E2E_BACKEND=${AMLFW_E2E_BACKEND:-nftables}
+E2E_CG=""          # ebpf: the test cgroup (clients, listeners and amlfw of the host namespace)
+E2E_CG2=""         # ebpf: the cgroup2 mount
+E2E_PIN=""         # ebpf: the pin directory
+E2E_CGX=()         # ebpf: prefix that moves a command into the test cgroup, then execs it
+E2E_EBPF_TOOL=""
 
 # ---------------------------------------------------------------------------- reporting
 
@@ -60,6 +78,15 @@ e2e_log() { printf '%s\n' "$*" >&2; }
 ok() { E2E_PASSED=$((E2E_PASSED + 1)); printf 'ok   %s\n' "$*"; }
 bad() { E2E_FAILED=$((E2E_FAILED + 1)); printf 'FAIL %s\n' "$*"; }
 section() { printf '\n== %s\n' "$*"; }
+
+is_ebpf() { [ "$E2E_BACKEND" = ebpf ]; }
+# backend_only NAME WHAT: true when the test runs with backend NAME; otherwise prints that
+# WHAT is skipped for this backend (an explicit, visible skip of one backend-specific check).
+backend_only() {
+  [ "$E2E_BACKEND" = "$1" ] && return 0
+  printf 'skip %s (%s backend only; this run: %s)\n' "$2" "$1" "$E2E_BACKEND"
+  return 1
+}
 
 # Not root (or a tool missing): skip with 77, except under CI=true where a skip is a failure.
 e2e_skip() {
@@ -85,12 +112,21 @@ e2e_init() {
     echo "e2e: amlfw binary '$AMLFW' not found or not executable (build it first: make build)" >&2
     exit 1
   fi
+  case "$E2E_BACKEND" in
+    nftables|ebpf) ;;
+    *) echo "e2e: AMLFW_E2E_BACKEND='$E2E_BACKEND': want nftables or ebpf" >&2; exit 2 ;;
+  esac
   if [ "$need_root" = 1 ]; then
     [ "$(id -u)" -eq 0 ] || e2e_skip "needs root (network namespaces, nftables); run with sudo"
     local t
     for t in ip nft dnsmasq; do
       command -v "$t" >/dev/null 2>&1 || e2e_skip "'$t' is not installed (sudo make deps)"
     done
+    if is_ebpf; then
+      for t in bpftool nsenter; do
+        command -v "$t" >/dev/null 2>&1 || e2e_skip "'$t' is not installed (sudo make deps)"
+      done
+    fi
   fi
   command -v "$E2E_PY" >/dev/null 2>&1 || e2e_skip "python3 is not installed"
   E2E_TMP=$(mktemp -d /tmp/amlfw-e2e.XXXXXX)
@@ -104,6 +140,7 @@ e2e_init() {
   trap e2e_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  if [ "$need_root" = 1 ] && is_ebpf; then e2e_ebpf_init; fi
   # shellcheck disable=SC1090
   eval "$("$E2E_PY" "$E2E_GEN_TAGS" --emit-env)"
 }
@@ -125,6 +162,7 @@ e2e_cleanup() {
     wait "$p" 2>/dev/null
   done
   for ns in "${E2E_NSES[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  if [ -n "$E2E_PIN$E2E_CG" ]; then e2e_ebpf_cleanup; fi
   if [ "${#E2E_NSES[@]}" -gt 0 ]; then
     left=$(ip netns list 2>/dev/null | grep -E "amlfw-e2e-[hi]-$$"'( |$)' || true)
     if [ -n "$left" ]; then bad "cleanup: namespaces left behind: $left"; fi
@@ -162,6 +200,46 @@ e2e_cleanup() {
   exit 0
 }
 
+# The eBPF backend's test cgroup and pin directory (AMLFW_E2E_BACKEND=ebpf).
+e2e_ebpf_init() {
+  E2E_CG2=$(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' /proc/self/mountinfo | head -n 1)
+  [ -n "$E2E_CG2" ] || e2e_skip "no cgroup2 file system is mounted (the eBPF backend needs cgroup v2)"
+  E2E_EBPF_TOOL=${AMLFW_EBPF_TOOL:-$(dirname "$AMLFW")/tests/ebpf_tool}
+  if [ ! -x "$E2E_EBPF_TOOL" ]; then
+    echo "e2e: ebpf_tool not found at $E2E_EBPF_TOOL (build the ebpf_tool target, or set AMLFW_EBPF_TOOL)" >&2
+    exit 1
+  fi
+  E2E_BPFFS_WAS_MOUNTED=0
+  [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] && E2E_BPFFS_WAS_MOUNTED=1
+  E2E_REAL_PINS_BEFORE=$(ls /sys/fs/bpf/amlfw 2>/dev/null | sort | tr '\n' ' ')
+  E2E_CG="$E2E_CG2/amlfw-e2e-$$"
+  E2E_PIN="/sys/fs/bpf/amlfw-e2e-$$"
+  mkdir "$E2E_CG" || { echo "e2e: cannot create the test cgroup $E2E_CG" >&2; E2E_CG=""; exit 1; }
+  export AMLFW_EBPF_PIN_DIR="$E2E_PIN"
+  E2E_CGX=(bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' cgx "$E2E_CG")
+}
+
+e2e_ebpf_cleanup() {
+  local p left
+  if [ -n "$E2E_PIN" ] && [ -d "$E2E_PIN" ]; then
+    "$E2E_EBPF_TOOL" flush --pin-dir "$E2E_PIN" >/dev/null 2>&1 || rm -rf "$E2E_PIN"
+    [ -d "$E2E_PIN" ] && bad "cleanup: the pin directory $E2E_PIN is still there"
+  fi
+  if [ -n "$E2E_CG" ] && [ -d "$E2E_CG" ]; then
+    for p in $(cat "$E2E_CG/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    for _ in $(seq 30); do rmdir "$E2E_CG" 2>/dev/null && break; sleep 0.1; done
+    [ -d "$E2E_CG" ] && bad "cleanup: the test cgroup $E2E_CG is still there"
+  fi
+  left=$(ls /sys/fs/bpf/amlfw 2>/dev/null | sort | tr '\n' ' ')
+  if [ "$left" != "${E2E_REAL_PINS_BEFORE:-}" ]; then
+    bad "the real host's /sys/fs/bpf/amlfw changed: before '${E2E_REAL_PINS_BEFORE:-}' after '$left'"
+  fi
+  # maps.debug and progs.debug are the kernel's own iterators (bpf_preload), not pins.
+  if [ "${E2E_BPFFS_WAS_MOUNTED:-1}" = 0 ] && [ -z "$(ls -A /sys/fs/bpf 2>/dev/null | grep -vE '^(maps|progs)\.debug$')" ]; then
+    umount /sys/fs/bpf 2>/dev/null
+  fi
+}
+
 # Namespaces named amlfw-e2e-[hi]-PID whose PID is dead and which hold no process are
 # leftovers of a killed run (kill -9 skips traps): remove them.
 e2e_gc_stale() {
@@ -175,7 +253,26 @@ e2e_gc_stale() {
 
 # --------------------------------------------------------------------------- run helpers
 
-hx() { ip netns exec "$E2E_HNS" "$@"; }   # in the host namespace
+# In the host namespace. ebpf: inside the test cgroup, amlfw through nsenter (see the header).
+hx() {
+  if is_ebpf; then _e2e_ebpf_hx "$@"
+  else ip netns exec "$E2E_HNS" "$@"; fi
+}
+# In the host namespace, outside the test cgroup (ebpf: a client the programs do not filter).
+hx_out() { ip netns exec "$E2E_HNS" "$@"; }
+# ebpf: does this command line run amlfw (directly, or through env VAR=...)?
+_e2e_runs_amlfw() {
+  local a
+  for a in "$@"; do
+    [ "$a" = "$AMLFW" ] && return 0
+    case "$a" in env|*=*) ;; *) return 1 ;; esac
+  done
+  return 1
+}
+_e2e_ebpf_hx() {
+  if _e2e_runs_amlfw "$@"; then "${E2E_CGX[@]}" nsenter --net="/run/netns/$E2E_HNS" "$@"
+  else "${E2E_CGX[@]}" ip netns exec "$E2E_HNS" "$@"; fi
+}
 ix() { ip netns exec "$E2E_INS" "$@"; }   # in the simulated internet
 netsim() { "$E2E_PY" "$E2E_NETSIM" "$@"; }
 # amlfw COMMAND [args] with the generated config, in the host namespace.
@@ -185,7 +282,11 @@ af() { local cmd=$1; shift; hx "$AMLFW" "$cmd" --config "$E2E_CONFIG" "$@"; }
 # subshell's: a signal sent to E2E_LAST_PID reaches the program.
 bg() {
   case "$1" in
-    hx) shift; set -- ip netns exec "$E2E_HNS" "$@" ;;
+    hx)
+      shift
+      if is_ebpf && _e2e_runs_amlfw "$@"; then set -- "${E2E_CGX[@]}" nsenter --net="/run/netns/$E2E_HNS" "$@"
+      elif is_ebpf; then set -- "${E2E_CGX[@]}" ip netns exec "$E2E_HNS" "$@"
+      else set -- ip netns exec "$E2E_HNS" "$@"; fi ;;
     ix) shift; set -- ip netns exec "$E2E_INS" "$@" ;;
   esac
   "$@" &
@@ -283,7 +384,7 @@ write_config() {
 catalog = "${CFG_CATALOG:-2021-10}"
 cloud = "public"
 region = "westeurope"
-backend = "nftables"
+backend = "$E2E_BACKEND"
 ${CFG_TOP:-}
 
 [features]
@@ -306,6 +407,7 @@ state_dir = "$E2E_TMP/state"
 runtime_dir = "$E2E_TMP/run"
 ${CFG_TAIL:-}
 EOF
+  if is_ebpf && [ -n "$E2E_CG" ]; then printf '\n[ebpf]\ncgroup = "%s"\n' "$E2E_CG" >>"$1"; fi
 }
 
 # topo_up: the whole simulation. Sets E2E_TAGS, E2E_CONFIG.
@@ -471,8 +573,53 @@ wait_until() {
 status_get() { af status --json 2>/dev/null | netsim jget "$1" 2>/dev/null; }
 
 # The ruleset amlfw installed, without counters and expiry times (comparable over time).
+# ebpf: what the maps of the active generation hold (groups, port table, tries, learned
+# addresses without their expiry) and the programs attached to the test cgroup; no
+# generation number or program id (a new process installs the same content as a new
+# generation with its own programs).
 amlfw_table() {
+  if is_ebpf; then
+    "$E2E_EBPF_TOOL" dump --content --pin-dir "$E2E_PIN" 2>/dev/null || return 1
+    ebpf_attached | sed 's/^/attached /'
+    return 0
+  fi
   hx nft -s list table inet amlfw 2>/dev/null | sed -E 's/ expires [0-9hms.]+//g'
+}
+# ebpf: the amlfw programs attached to the test cgroup, one "ATTACH_TYPE NAME" a line.
+ebpf_attached() {
+  bpftool cgroup show "$E2E_CG" 2>/dev/null | awk '/ amlfw_/ {print $2, $NF}' | LC_ALL=C sort
+}
+# ebpf: what ebpf_attached shows when amlfw enforces (each program once), on one line.
+E2E_EBPF_ATTACHED="cgroup_inet4_connect amlfw_connect4 cgroup_inet6_connect amlfw_connect6 \
+cgroup_inet_egress amlfw_egress cgroup_inet_ingress amlfw_ingress cgroup_udp4_recvmsg amlfw_recvmsg4 \
+cgroup_udp4_sendmsg amlfw_sendmsg4 cgroup_udp6_recvmsg amlfw_recvmsg6 cgroup_udp6_sendmsg amlfw_sendmsg6"
+# expect_single_enforcement WHAT: amlfw is installed exactly once: the one table inet amlfw
+# and no other (nftables); each program attached once to the test cgroup, and no nftables
+# table (ebpf).
+expect_single_enforcement() {
+  if is_ebpf; then
+    expect_eq "$E2E_EBPF_ATTACHED" "$(ebpf_attached | tr '\n' ' ' | sed 's/ $//')" "$1 (programs on the test cgroup)"
+    expect_eq "" "$(hx nft list tables)" "$1 (no nftables table with backend = ebpf)"
+  else
+    expect_eq "table inet amlfw" "$(hx nft list tables)" "$1"
+  fi
+}
+# What holds amlfw's enforcement, for messages.
+e2e_enforcement_name() { if is_ebpf; then echo "eBPF programs and pins"; else echo "table inet amlfw"; fi; }
+# Enforcement is installed: the table (nftables), or the pins and the programs on the test
+# cgroup (ebpf).
+enforcement_installed() {
+  if is_ebpf; then
+    [ -e "$E2E_PIN/amlfw_active" ] && [ -n "$(ebpf_attached)" ]
+  else
+    hx nft list table inet amlfw >/dev/null 2>&1
+  fi
+}
+# Nothing of amlfw is left: no table in the host namespace, and (ebpf) no pin and no
+# program on the test cgroup.
+enforcement_absent() {
+  hx nft list table inet amlfw >/dev/null 2>&1 && return 1
+  if is_ebpf; then [ ! -e "$E2E_PIN" ] && [ -z "$(ebpf_attached)" ]; fi
 }
 
 # ---------------------------------------------------------------------------- assertions

@@ -14,7 +14,7 @@ expect_rc 0 "second amlfw apply" af apply
 second=$(amlfw_table)
 if [ "$first" = "$second" ]; then ok "the ruleset is identical after the second apply"
 else bad "the ruleset changed on a repeated apply:"; diff <(echo "$first") <(echo "$second") | head -20; fi
-expect_eq "table inet amlfw" "$(hx nft list tables)" "still exactly one table"
+expect_single_enforcement "still exactly one table"
 expect_connect "$E2E_AML_WE_V4" 443 tcp "allowed"
 expect_blocked "$E2E_UNLISTED_V4" 443 tcp "blocked"
 
@@ -26,7 +26,7 @@ expect_connect "$E2E_ACR_WE_V4" 443 tcp "NR6 AzureContainerRegistry.WestEurope"
 expect_connect "$E2E_KV_WE_V4" 443 tcp "NR8 AzureKeyVault.WestEurope"
 expect_blocked "$E2E_ACR_X_V4" 443 tcp "AzureContainerRegistry outside westeurope"
 expect_connect "$E2E_AML_WE_V4" 443 tcp "still allowed"
-expect_eq "table inet amlfw" "$(hx nft list tables)" "still exactly one table"
+expect_single_enforcement "still exactly one table"
 
 section "apply the first config again"
 write_config "$E2E_CONFIG"

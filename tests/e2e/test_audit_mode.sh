@@ -24,7 +24,7 @@ expect_connect "$E2E_AML_WE_V4" 443 tcp "allowed connects"
 if wait_for 10 '[ "$(denied_count "$E2E_UNLISTED_V4" 443)" -ge 1 ]'; then ok "status lists $E2E_UNLISTED_V4:443 as would-be-denied"
 else bad "status denied does not list $E2E_UNLISTED_V4:443: $(af status --json 2>&1 | head -c 300)"; fi
 expect_eq 0 "$(denied_count "$E2E_AML_WE_V4" 443)" "an allowed destination is not listed"
-expect_true "table inet amlfw exists in audit mode" hx nft list table inet amlfw
+expect_true "$(e2e_enforcement_name) exists in audit mode" enforcement_installed
 
 section "enforce by reload"
 write_config "$E2E_CONFIG"

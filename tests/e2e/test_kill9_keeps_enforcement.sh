@@ -14,7 +14,7 @@ expect_true "READY=1 on NOTIFY_SOCKET (systemd Type=notify)" grep -q '^READY=1' 
 expect_rc 0 "amlfw status --json" af status --json
 st=$E2E_OUT
 expect_eq enforce "$(echo "$st" | netsim jget 'd["mode"]')" "status mode"
-expect_eq nftables "$(echo "$st" | netsim jget 'd["backend"]')" "status backend"
+expect_eq "$E2E_BACKEND" "$(echo "$st" | netsim jget 'd["backend"]')" "status backend"
 expect_eq 375 "$(echo "$st" | netsim jget 'd["service_tags"]["change_number"]')" "status service_tags.change_number"
 expect_match '^[1-9][0-9]*$' "$(echo "$st" | netsim jget 'd["generation"]')" "status generation >= 1"
 expect_match "ServiceTags_Public.json" "$(echo "$st" | netsim jget 'd["service_tags"]["source"]')" "status service_tags.source"
@@ -30,7 +30,7 @@ kill -KILL "$E2E_DAEMON_PID"
 wait "$E2E_DAEMON_PID" 2>/dev/null
 E2E_DAEMON_PID=""
 sleep 0.5
-expect_true "table inet amlfw still there" hx nft list table inet amlfw
+expect_true "$(e2e_enforcement_name) still there" enforcement_installed
 after=$(amlfw_table)
 if [ "$before" = "$after" ]; then ok "the ruleset is unchanged after kill -9"
 else bad "the ruleset changed after kill -9:"; diff <(echo "$before") <(echo "$after") | head; fi
@@ -53,11 +53,11 @@ expect_eq 0 "$(grep -c '^ok' "$E2E_TMP/watch.open")" "unlisted never reachable d
 expect_eq 0 "$(grep -vc '^ok' "$E2E_TMP/watch.cut")" "allowed never cut during the restart ($(watch_summary cut))"
 expect_match '^OK' "$(hold_stop k9)" "a connection established before the kill still echoes"
 expect_rc 0 "amlfw status --json" af status --json
-expect_eq "table inet amlfw" "$(hx nft list tables)" "one table after the restart"
+expect_single_enforcement "one table after the restart"
 
 section "SIGTERM keeps enforcement too"
 daemon_stop
-expect_true "table inet amlfw still there" hx nft list table inet amlfw
+expect_true "$(e2e_enforcement_name) still there" enforcement_installed
 expect_blocked "$E2E_UNLISTED_V4" 8080 tcp "still blocked after SIGTERM"
 expect_connect "$E2E_AML_WE_V4" 443 tcp "still allowed after SIGTERM"
 

@@ -39,7 +39,7 @@ expect_match '^allow platform' "$(verdict 169.254.169.254:80)" "169.254.169.254:
 expect_match '^deny' "$(verdict 168.63.129.16:443)" "168.63.129.16:443"
 expect_match '^deny' "$(verdict 169.254.169.254:443)" "169.254.169.254:443"
 expect_match '^deny' "$(verdict 168.63.129.17:80)" "168.63.129.17:80 (a neighbour)"
-rs=$(hx nft list table inet amlfw)
+if is_ebpf; then rs=$(amlfw_table); else rs=$(hx nft list table inet amlfw); fi
 expect_match '168\.63\.129\.16' "$rs" "the ruleset names 168.63.129.16"
 expect_match '169\.254\.169\.254' "$rs" "the ruleset names 169.254.169.254"
 
@@ -50,7 +50,7 @@ azure = false' write_config "$E2E_CONFIG"
 expect_rc 0 "amlfw apply" af apply
 expect_match '^deny' "$(verdict 168.63.129.16:80)" "168.63.129.16:80"
 expect_match '^deny' "$(verdict 169.254.169.254:80)" "169.254.169.254:80"
-rs=$(hx nft list table inet amlfw)
+if is_ebpf; then rs=$(amlfw_table); else rs=$(hx nft list table inet amlfw); fi
 if [[ "$rs" == *168.63.129.16* || "$rs" == *169.254.169.254* ]]; then bad "the ruleset still names a platform address"
 else ok "the ruleset names no platform address"; fi
 expect_match '^offer ' "$(dhcp)" "DHCP still works"

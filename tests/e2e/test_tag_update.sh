@@ -29,7 +29,8 @@ write_tags update
 kill -HUP "$E2E_DAEMON_PID"
 if wait_for 15 '[ "$(change)" = 376 ]'; then ok "change_number 376 after SIGHUP"
 else bad "change_number is '$(change)' 15 s after SIGHUP, want 376"; fi
-wait_for 5 '[ "$(hx nft list table inet amlfw 2>/dev/null | grep -c 203.0.113.64)" -gt 0 ]'
+if is_ebpf; then wait_for 5 '[ "$(amlfw_table | grep -c 203.0.113.64)" -gt 0 ]'
+else wait_for 5 '[ "$(hx nft list table inet amlfw 2>/dev/null | grep -c 203.0.113.64)" -gt 0 ]'; fi
 gen1=$(status_get 'd["generation"]')
 expect_true "generation increased ($gen0 -> $gen1)" test "${gen1:-0}" -gt "${gen0:-0}"
 expect_connect "$E2E_NEW_V4" 443 tcp "added block"

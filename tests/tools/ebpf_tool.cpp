@@ -10,14 +10,22 @@
 //   ebpf_tool learn --config F (--name HOST | --group G) SECONDS ADDR...
 //                                                 apply, then learn ADDRs for HOST's groups or G
 //   ebpf_tool dump                                generation, groups, learned addresses, counters
+//   ebpf_tool dump --content                      what the active generation enforces, comparable
+//                                                 over time (groups with ports, port table, tries,
+//                                                 learned addresses; no generation, expiry, ids)
 //   ebpf_tool events [--count N] [--timeout-ms T] print ring-buffer records, one per line
 //   ebpf_tool gc                                  delete expired learned addresses
 //   ebpf_tool flush                               detach and unpin everything
 // Common options: --pin-dir D (default /sys/fs/bpf/amlfw), --cgroup C (overrides [ebpf] cgroup).
 // apply/learn print `apply adopted=0 fresh=1 nothing=0 gen=1 slot=0 groups=12 lpm4=N lpm6=N
 // ports=N carried=N links_created=6 links_updated=0 links_replaced=0 ms=F`.
+#include <bpf/bpf.h>
+
+#include <array>
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,10 +45,11 @@ namespace {
 struct Args {
   std::string cmd;
   std::string config;
-  std::string pin_dir = std::string(kEbpfPinDir);
+  std::string pin_dir = ebpf_pin_dir();
   std::optional<std::string> cgroup;
   std::string name, group;
   bool stay = false;
+  bool content = false;
   long count = -1;
   int timeout_ms = 1000;
   std::vector<std::string> then;
@@ -152,7 +161,104 @@ int cmd_apply(const Args& a, bool learn) {
   return 0;
 }
 
+const char* proto_name(uint8_t p) { return p == AMLFW_PROTO_TCP ? "tcp" : p == AMLFW_PROTO_UDP ? "udp" : "any"; }
+
+// Every key -> value of a (non per-CPU) map with fixed-size keys and values.
+template <size_t K, size_t V>
+std::vector<std::pair<std::array<uint8_t, K>, std::array<uint8_t, V>>> map_entries(int fd) {
+  std::vector<std::pair<std::array<uint8_t, K>, std::array<uint8_t, V>>> out;
+  std::array<uint8_t, K> key{}, next{};
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
+    first = false;
+    key = next;
+    std::array<uint8_t, V> v{};
+    if (bpf_map_lookup_elem(fd, key.data(), v.data()) == 0) out.emplace_back(key, v);
+  }
+  return out;
+}
+
+// `dump --content`: the active generation's maps, sorted, without what changes when the same
+// policy is installed again (generation, slot, program ids, expiry times, counters).
+int cmd_dump_content(const Args& a) {
+  auto pins = ebpf_open_pins(a.pin_dir);
+  if (!pins.ok()) return fail(pins.error());
+  auto act = ebpf_read_active(pins->fds);
+  if (!act.ok()) return fail(act.error());
+  if (act->generation == 0) {
+    std::printf("no generation\n");
+    return 0;
+  }
+  auto g = ebpf_open_generation(pins->fds, act->slot);
+  if (!g.ok()) return fail(g.error());
+  auto c = ebpf_read_conf(*g);
+  if (!c.ok()) return fail(c.error());
+  amlfw_conf conf = *c;
+  std::printf("conf abi=%u flags=%u groups=%u dns_port=%u egress=%016llx ingress=%016llx names=%016llx\n", conf.abi,
+              conf.flags, conf.ngroups, conf.dns_port, static_cast<unsigned long long>(conf.egress_mask),
+              static_cast<unsigned long long>(conf.ingress_mask), static_cast<unsigned long long>(conf.names_mask));
+  for (uint32_t i = 0; i < conf.ngroups && i < AMLFW_MAX_GROUPS; ++i) {
+    const amlfw_group& gr = conf.groups[i];
+    std::string ports;
+    for (uint32_t j = 0; j < gr.nports && j < AMLFW_MAX_PORT_RANGES; ++j) {
+      ports += (j ? "," : "") + std::to_string(gr.ports[j].lo);
+      if (gr.ports[j].hi != gr.ports[j].lo) ports += "-" + std::to_string(gr.ports[j].hi);
+    }
+    std::printf("group %u %s %s kind=%u names=%u ports=%s hash=%016llx\n", i,
+                gr.direction == AMLFW_DIR_INGRESS ? "ingress" : "egress", proto_name(gr.proto), gr.kind, gr.has_names,
+                ports.empty() ? "all" : ports.c_str(), static_cast<unsigned long long>(gr.name_hash));
+  }
+  // The port table as runs of equal bitmaps.
+  for (uint32_t proto = 0; proto < 2; ++proto) {
+    uint64_t run_bits = 0;
+    uint32_t run_lo = 0;
+    for (uint32_t port = 0; port <= AMLFW_PORTS_PER_PROTO; ++port) {
+      uint64_t bits = 0;
+      if (port < AMLFW_PORTS_PER_PROTO) {
+        const uint32_t k = proto * AMLFW_PORTS_PER_PROTO + port;
+        if (bpf_map_lookup_elem(g->ports.get(), &k, &bits) != 0) return fail(sys_error("read the port table"));
+      }
+      if (port == AMLFW_PORTS_PER_PROTO || bits != run_bits) {
+        if (run_bits != 0) {
+          std::printf("ports %s %u-%u groups=%llx\n", proto ? "udp" : "tcp", run_lo, port - 1,
+                      static_cast<unsigned long long>(run_bits));
+        }
+        run_bits = bits;
+        run_lo = port;
+      }
+    }
+  }
+  std::vector<std::string> lines;
+  for (const auto& [k, v] : map_entries<sizeof(amlfw_lpm4_key), 8>(g->lpm4.get())) {
+    amlfw_lpm4_key key;
+    uint64_t bits;
+    std::memcpy(&key, k.data(), sizeof key);
+    std::memcpy(&bits, v.data(), 8);
+    lines.push_back("lpm4 " + IpAddr::from_bytes(false, key.addr).str() + "/" + std::to_string(key.prefixlen) +
+                    " groups=" + std::to_string(bits));
+  }
+  for (const auto& [k, v] : map_entries<sizeof(amlfw_lpm6_key), 8>(g->lpm6.get())) {
+    amlfw_lpm6_key key;
+    uint64_t bits;
+    std::memcpy(&key, k.data(), sizeof key);
+    std::memcpy(&bits, v.data(), 8);
+    lines.push_back("lpm6 " + IpAddr::from_bytes(true, key.addr).str() + "/" + std::to_string(key.prefixlen) +
+                    " groups=" + std::to_string(bits));
+  }
+  auto learned = ebpf_dump_learned(*g);
+  if (!learned.ok()) return fail(learned.error());
+  const uint64_t now = ebpf_now_ns();
+  for (const auto& e : *learned) {
+    if (e.expires_ns <= now) continue;  // absent for the programs
+    lines.push_back("learned " + e.addr.str() + " groups=" + std::to_string(e.groups));
+  }
+  std::sort(lines.begin(), lines.end());
+  for (const auto& l : lines) std::printf("%s\n", l.c_str());
+  return 0;
+}
+
 int cmd_dump(const Args& a) {
+  if (a.content) return cmd_dump_content(a);
   auto snap = EbpfBackend::inspect(a.pin_dir);
   if (!snap.ok()) return fail(snap.error());
   const amlfw_conf& c = snap->conf;
@@ -219,6 +325,7 @@ int main(int argc, char** argv) {
     else if (v[i] == "--name") a.name = next();
     else if (v[i] == "--group") a.group = next();
     else if (v[i] == "--stay") a.stay = true;
+    else if (v[i] == "--content") a.content = true;
     else if (v[i] == "--then") a.then.push_back(next());
     else if (v[i] == "--count") a.count = std::stol(next());
     else if (v[i] == "--timeout-ms") a.timeout_ms = std::stoi(next());
