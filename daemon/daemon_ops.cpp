@@ -21,6 +21,10 @@ using std::chrono::seconds;
 
 constexpr auto kLearnedSaveEvery = seconds(5);
 constexpr auto kStateRetryFirst = seconds(30);
+// eBPF backend: expired learned addresses stay in the maps (the programs treat them as
+// absent) until collected: when the daemon's own table has just dropped some, and at least
+// this often (addresses learned by an earlier process, clock skew between the two tables).
+constexpr auto kEbpfCollectEvery = seconds(30);
 
 std::string iso_time(int64_t unix_s) {
   if (unix_s <= 0) return "";
@@ -169,9 +173,17 @@ Status Daemon::start_operations() {
       }
     }
   }
-  learned_timer_ = loop_->add_timer([this] {
-    if (learned_.prune(unix_now()) > 0) learned_dirty_ = true;
+  learned_timer_ = loop_->add_timer([this, collect_at = EventLoop::now() + kEbpfCollectEvery]() mutable {
+    const size_t pruned = learned_.prune(unix_now());
+    if (pruned > 0) learned_dirty_ = true;
     if (learned_dirty_) save_learned_state();
+    auto* bpf = dynamic_cast<EbpfBackend*>(enforcer_.get());
+    if (bpf != nullptr && (pruned > 0 || EventLoop::now() >= collect_at)) {
+      collect_at = EventLoop::now() + kEbpfCollectEvery;
+      auto n = bpf->collect_garbage();
+      if (!n.ok()) LOG_WARN("ebpf: collect expired learned addresses: %s", n.error().message.c_str());
+      else if (*n > 0) LOG_DEBUG("ebpf: removed %zu expired learned addresses from the maps", *n);
+    }
   });
   loop_->arm_timer(learned_timer_, kLearnedSaveEvery, kLearnedSaveEvery);
   if (started_from_state_ && refresh_timer_ != 0) {

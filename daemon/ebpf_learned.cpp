@@ -24,20 +24,53 @@ int learn_one(int fd, const void* key, uint64_t bits, uint64_t expires, uint64_t
   return bpf_map_update_elem(fd, key, &v, BPF_ANY) == 0 ? 0 : errno;
 }
 
+// The expired keys of one family's map, read with BPF_MAP_LOOKUP_BATCH (a few system calls
+// for thousands of entries); false when the kernel has no batch operations for the map.
+template <size_t KeySize>
+bool expired_batch(int fd, uint64_t now, std::vector<std::array<uint8_t, KeySize>>* dead) {
+  constexpr uint32_t kBatch = 4096;
+  std::vector<std::array<uint8_t, KeySize>> keys(kBatch);
+  std::vector<amlfw_learned> vals(kBatch);
+  std::array<uint8_t, 16> in{}, out{};  // the batch token (a bucket index for hash maps)
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (bool first = true;; first = false) {
+    uint32_t count = kBatch;
+    const int rc = bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(), keys.data(), vals.data(), &count,
+                                        &opts);
+    const int err = rc == 0 ? 0 : errno;
+    if (rc != 0 && err != ENOENT) {
+      dead->clear();
+      return false;  // no batch support (or a bucket larger than kBatch): one by one
+    }
+    for (uint32_t i = 0; i < count && i < kBatch; ++i) {
+      if (vals[i].expires_ns <= now) dead->push_back(keys[i]);
+    }
+    if (err == ENOENT) return true;  // the last batch
+    in = out;
+  }
+}
+
 template <size_t KeySize>
 Result<size_t> collect_one(int fd, uint64_t now) {
   std::vector<std::array<uint8_t, KeySize>> dead;
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(fd, key.data(), &v) == 0 && v.expires_ns <= now) dead.push_back(key);
+  if (!expired_batch<KeySize>(fd, now, &dead)) {
+    std::array<uint8_t, KeySize> key{}, next{};
+    bool first = true;
+    while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
+      first = false;
+      key = next;
+      amlfw_learned v{};
+      if (bpf_map_lookup_elem(fd, key.data(), &v) == 0 && v.expires_ns <= now) dead.push_back(key);
+    }
   }
-  size_t n = 0;
-  for (const auto& k : dead) {
-    if (bpf_map_delete_elem(fd, k.data()) == 0) ++n;
+  if (dead.empty()) return size_t{0};
+  uint32_t count = static_cast<uint32_t>(dead.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (bpf_map_delete_batch(fd, dead.data(), &count, &opts) == 0 && count == dead.size()) return dead.size();
+  // Partly done (count: how many were deleted) or no batch support: the rest one by one.
+  size_t n = std::min<size_t>(count, dead.size());
+  for (size_t i = n; i < dead.size(); ++i) {
+    if (bpf_map_delete_elem(fd, dead[i].data()) == 0) ++n;
   }
   return n;
 }

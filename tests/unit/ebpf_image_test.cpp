@@ -189,6 +189,42 @@ TEST(EbpfImage, LongestMatchEqualsContainmentOnRandomPolicies) {
   }
 }
 
+TEST(EbpfImage, DnsRedirectNamesTheProxy) {
+  Policy p = base_policy();
+  p.dns_listen = "127.0.0.1:10053";
+  auto off = build_ebpf_image(p, {});
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ(off->conf.flags & AMLFW_F_DNS_REDIRECT, 0u);
+  EXPECT_EQ(off->conf.redirect_family, 0);
+
+  p.dns_redirect = true;
+  auto v4 = build_ebpf_image(p, {});
+  ASSERT_TRUE(v4.ok());
+  EXPECT_NE(v4->conf.flags & AMLFW_F_DNS_REDIRECT, 0u);
+  EXPECT_EQ(v4->conf.redirect_family, 4);
+  EXPECT_EQ(v4->conf.redirect_port, 10053);
+  EXPECT_EQ(IpAddr::from_bytes(false, v4->conf.redirect_addr), ip("127.0.0.1"));
+  EXPECT_FALSE(v4->same_content(*off));  // a redirect change is a new generation
+
+  p.dns_listen = "[::1]:53";
+  auto v6 = build_ebpf_image(p, {});
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->conf.redirect_family, 6);
+  EXPECT_EQ(v6->conf.redirect_port, 53);
+  EXPECT_EQ(IpAddr::from_bytes(true, v6->conf.redirect_addr), ip("::1"));
+
+  // A wildcard listen address is reached through loopback.
+  p.dns_listen = "0.0.0.0:5300";
+  auto any = build_ebpf_image(p, {});
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(any->conf.redirect_family, 4);
+  EXPECT_EQ(IpAddr::from_bytes(false, any->conf.redirect_addr), ip("127.0.0.1"));
+  p.dns_listen = "[::]:5300";
+  any = build_ebpf_image(p, {});
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(IpAddr::from_bytes(true, any->conf.redirect_addr), ip("::1"));
+}
+
 TEST(EbpfImage, ResolversProxyAndPlatform) {
   Policy p = base_policy();
   p.platform_azure = true;
