@@ -98,7 +98,11 @@ Status Daemon::program(const Policy& p, const char* why) {
   const bool changed = generation_ == 0 || !diff_groups(group_rules(policy_), groups).empty() ||
                        p.mode != policy_.mode || p.inbound_enforce != policy_.inbound_enforce ||
                        p.platform_azure != policy_.platform_azure || p.dns_redirect != policy_.dns_redirect ||
-                       p.dns_upstreams != policy_.dns_upstreams || p.dns_upstream_port != policy_.dns_upstream_port;
+                       p.dns_upstreams != policy_.dns_upstreams || p.dns_upstream_port != policy_.dns_upstream_port ||
+                       p.egress_local != policy_.egress_local || p.forward_interfaces != policy_.forward_interfaces ||
+                       p.forward_sources != policy_.forward_sources ||
+                       p.forward_dns_redirect != policy_.forward_dns_redirect ||
+                       ((p.dns_redirect || p.forward_dns_redirect) && p.dns_listen != policy_.dns_listen);
   note_programmed(p);
   policy_ = p;
   if (changed) ++generation_;

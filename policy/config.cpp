@@ -129,6 +129,8 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& section_key
     std::vector<std::pair<std::string, std::vector<std::string>>> s = {
         {"[features]", {}},
         {"[inbound]", {"enforce", "ssh_from"}},
+        {"[egress]", {"local"}},
+        {"[forward]", {"interfaces", "sources", "dns_redirect"}},
         {"[service_tags]", {"source", "refresh", "max_shrink", "subscription"}},
         {"[dns]",
          {"listen", "upstreams", "min_ttl", "max_ttl", "grace", "max_addresses_per_name", "max_learned",
@@ -355,6 +357,7 @@ Result<Config> ConfigParser::run(const toml::table& root) {
       {"workspace_id", guid_key(&cfg_.workspace_id)},
       {"backend",
        [this](const toml::node& n, const std::string& p) {
+         backend_node_ = &n;
          enum_of(n, p, {"nftables", "ebpf"}, parse_backend, &cfg_.backend);
        }},
       {"mode",
@@ -363,6 +366,8 @@ Result<Config> ConfigParser::run(const toml::table& root) {
        }},
       {"features", [this](const toml::node& n, const std::string& p) { parse_features(n, p); }},
       {"inbound", [this](const toml::node& n, const std::string& p) { parse_inbound(n, p); }},
+      {"egress", [this](const toml::node& n, const std::string& p) { parse_egress(n, p); }},
+      {"forward", [this](const toml::node& n, const std::string& p) { parse_forward(n, p); }},
       {"service_tags", [this](const toml::node& n, const std::string& p) { parse_service_tags(n, p); }},
       {"dns", [this](const toml::node& n, const std::string& p) { parse_dns(n, p); }},
       {"platform",
@@ -372,7 +377,13 @@ Result<Config> ConfigParser::run(const toml::table& root) {
       {"allow", [this](const toml::node& n, const std::string& p) { parse_allow(n, p); }},
       {"ebpf",
        [this](const toml::node& n, const std::string& p) {
-         walk(n, p, {{"cgroup", dir_key(&cfg_.ebpf.cgroup, true)}}, "[ebpf]");
+         walk(n, p,
+              {{"cgroup",
+                [this](const toml::node& v, const std::string& q) {
+                  cgroup_node_ = &v;
+                  dir_key(&cfg_.ebpf.cgroup, true)(v, q);
+                }}},
+              "[ebpf]");
        }},
       {"paths",
        [this](const toml::node& n, const std::string& p) {
@@ -387,6 +398,7 @@ Result<Config> ConfigParser::run(const toml::table& root) {
   walk(root, "", top, "");
   check_region();
   check_ttls();
+  check_forward();
   if (first_) return usage_error(first_->second);
   return std::move(cfg_);
 }

@@ -75,6 +75,20 @@ struct Config {
     std::vector<std::string> ssh_from;  // CIDRs, validated
   } inbound;
 
+  // Traffic of the node's own processes (SPEC: the host). nftables: the output chain.
+  struct Egress {
+    bool local = true;  // false: the node's own processes are not filtered (pods only)
+  } egress;
+
+  // Traffic routed through the node: pods and containers behind a bridge or veths
+  // (docs/kubernetes.md). nftables only: a forward chain applies the egress policy to it.
+  struct Forward {
+    std::vector<std::string> interfaces;  // input interfaces ("cni0"; "cali*": a trailing * is a prefix)
+    std::vector<std::string> sources;     // pod CIDRs (canonical text)
+    bool dns_redirect = false;            // DNAT the pods' DNS (udp/tcp 53) to the DNS proxy
+    bool enabled() const { return !interfaces.empty() || !sources.empty(); }
+  } forward;
+
   struct ServiceTags {
     std::string source = "/var/lib/amlfw/ServiceTags_Public.json";
     uint64_t refresh_s = 24 * 3600;

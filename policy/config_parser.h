@@ -81,6 +81,8 @@ class ConfigParser {
                    size_t lo, size_t hi, bool lower_only, std::string_view suffix, std::string_view example);
   void parse_features(const toml::node& n, const std::string& path);
   void parse_inbound(const toml::node& n, const std::string& path);
+  void parse_egress(const toml::node& n, const std::string& path);
+  void parse_forward(const toml::node& n, const std::string& path);
   void parse_service_tags(const toml::node& n, const std::string& path);
   void parse_dns(const toml::node& n, const std::string& path);
   void parse_allow(const toml::node& n, const std::string& path);
@@ -90,6 +92,7 @@ class ConfigParser {
   void parse_control(const toml::node& n, const std::string& path);
   void check_region();
   void check_ttls();
+  void check_forward();
 
   std::string origin_;
   Config cfg_;
@@ -100,6 +103,13 @@ class ConfigParser {
   const toml::node* region_node_ = nullptr;
   const toml::node* min_ttl_node_ = nullptr;
   const toml::node* max_ttl_node_ = nullptr;
+  const toml::node* backend_node_ = nullptr;
+  const toml::node* listen_node_ = nullptr;        // dns.listen
+  const toml::node* local_node_ = nullptr;         // egress.local
+  const toml::node* cgroup_node_ = nullptr;        // ebpf.cgroup
+  const toml::node* interfaces_node_ = nullptr;    // forward.interfaces
+  const toml::node* sources_node_ = nullptr;       // forward.sources
+  const toml::node* dns_redirect_node_ = nullptr;  // forward.dns_redirect
 };
 
 template <class T, class F>

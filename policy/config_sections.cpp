@@ -151,7 +151,11 @@ void ConfigParser::parse_dns(const toml::node& n, const std::string& path) {
     if (auto x = uint_of(v, p, 1, uint64_t{1} << 24, 65536)) d.max_learned = static_cast<uint32_t>(*x);
   };
   walk(n, path,
-       {{"listen", listen_key(&d.listen, false)},
+       {{"listen",
+         [this, &d](const toml::node& v, const std::string& p) {
+           listen_node_ = &v;
+           listen_key(&d.listen, false)(v, p);
+         }},
         {"upstreams", upstreams},
         {"min_ttl", min_ttl},
         {"max_ttl", max_ttl},

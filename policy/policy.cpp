@@ -108,6 +108,20 @@ Result<Policy> compile(const CompileInput& in) {
   p.dns_redirect = cfg.dns.redirect;
   p.dns_upstreams = in.dns_upstreams;
   p.dns_listen = cfg.dns.listen;
+  p.egress_local = cfg.egress.local;
+  p.forward_interfaces = cfg.forward.interfaces;
+  std::sort(p.forward_interfaces.begin(), p.forward_interfaces.end());
+  for (const auto& s : cfg.forward.sources) {
+    auto pfx = Prefix::parse(s, true);
+    if (!pfx) return usage_error(cfg.path + ": forward.sources: " + pfx.error().message);
+    p.forward_sources.push_back(*pfx);
+  }
+  std::sort(p.forward_sources.begin(), p.forward_sources.end(), [](const Prefix& a, const Prefix& b) {
+    return std::pair(a.addr, a.len) < std::pair(b.addr, b.len);
+  });
+  p.forward_sources.erase(std::unique(p.forward_sources.begin(), p.forward_sources.end()), p.forward_sources.end());
+  p.forward_dns_redirect = cfg.forward.dns_redirect;
+  p.ebpf_cgroup = cfg.ebpf.cgroup;
 
   if (in.tags != nullptr) {
     AMLFW_TRY(check_service_tags_cloud(*in.tags, cfg.cloud, "service tags"));

@@ -52,6 +52,14 @@ struct Policy {
   std::vector<IpAddr> dns_upstreams;   // where DNS may go (plus the proxy)
   uint16_t dns_upstream_port = 53;
   std::string dns_listen;              // the proxy
+  bool egress_local = true;            // the node's own processes are filtered (nftables: output chain)
+  // Traffic routed through the node from pods (nftables: a forward chain applies the egress
+  // policy to packets arriving on these interfaces or from these sources).
+  std::vector<std::string> forward_interfaces;  // "cni0", "cali*" (trailing * = prefix)
+  std::vector<Prefix> forward_sources;          // pod CIDRs, sorted, unique
+  bool forward_dns_redirect = false;            // DNAT the pods' DNS to the proxy
+  std::string ebpf_cgroup;                      // [ebpf] cgroup as configured ("" = the root), for plan
+  bool forward_enabled() const { return !forward_interfaces.empty() || !forward_sources.empty(); }
   std::vector<Rule> rules;             // deterministic order
   std::vector<SkippedRow> skipped;
   std::string service_tags_origin;

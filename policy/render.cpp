@@ -20,6 +20,22 @@ std::string join_ports(const std::vector<PortRange>& ports) {
   return s;
 }
 
+// What the policy applies to (the [egress], [forward] and [ebpf] settings), in words.
+std::string scope_text(const Policy& p) {
+  if (p.backend == Backend::kEbpf)
+    return "processes of cgroup " + (p.ebpf_cgroup.empty() ? std::string("(the cgroup v2 root)") : p.ebpf_cgroup) +
+           " and its descendants, in every network namespace";
+  std::string s = p.egress_local ? "the node's own processes" : "not the node's own processes (egress.local = false)";
+  if (p.forward_enabled()) {
+    std::string from;
+    for (const auto& i : p.forward_interfaces) from += (from.empty() ? "" : ", ") + i;
+    for (const auto& x : p.forward_sources) from += (from.empty() ? "" : ", ") + x.str();
+    s += "; traffic forwarded from " + from + " (pods)";
+    if (p.forward_dns_redirect) s += ", whose DNS is redirected to the proxy";
+  }
+  return s;
+}
+
 std::string pad(std::string s, size_t w) {
   if (s.size() < w) s.append(w - s.size(), ' ');
   return s;
@@ -35,6 +51,17 @@ nlohmann::json plan_json(const Policy& p) {
   j["mode"] = std::string(to_string(p.mode));
   j["backend"] = std::string(to_string(p.backend));
   j["inbound_enforce"] = p.inbound_enforce;
+  j["egress_local"] = p.egress_local;
+  {
+    nlohmann::json f;
+    f["interfaces"] = p.forward_interfaces;
+    auto src = nlohmann::json::array();
+    for (const auto& x : p.forward_sources) src.push_back(x.str());
+    f["sources"] = std::move(src);
+    f["dns_redirect"] = p.forward_dns_redirect;
+    j["forward"] = std::move(f);
+  }
+  j["applies_to"] = scope_text(p);
   if (!p.service_tags_cloud.empty())
     j["service_tags"] = {{"cloud", p.service_tags_cloud}, {"change_number", p.service_tags_change}};
   auto base = nlohmann::json::array();
@@ -85,6 +112,7 @@ std::string plan_table(const Policy& p) {
     << to_string(p.mode) << ", backend " << to_string(p.backend);
   if (!p.service_tags_cloud.empty())
     o << ", service tags " << p.service_tags_cloud << " #" << p.service_tags_change;
+  o << "\nfiltered: " << scope_text(p);
   o << "\n\n";
   o << pad("ID", 10) << pad("DIR", 8) << pad("PROTO", 6) << pad("PORTS", 18) << "DESTINATION\n";
   for (const auto& r : p.rules) {

@@ -28,5 +28,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (destinations != 1 || rule.ports.empty()) __builtin_trap();
   }
   if (!amlfw::parse_socket_address(c.dns.listen).ok()) __builtin_trap();
+  // [forward] / [egress]: names and CIDRs as documented, no contradiction left through.
+  for (const auto& i : c.forward.interfaces) {
+    const size_t n = i.size() - (!i.empty() && i.back() == '*');
+    if (n == 0 || n > 15) __builtin_trap();
+  }
+  for (const auto& s : c.forward.sources) {
+    if (!amlfw::Prefix::parse(s).ok()) __builtin_trap();
+  }
+  if (c.forward.dns_redirect && !c.forward.enabled()) __builtin_trap();
+  if (c.backend == amlfw::Backend::kEbpf && (c.forward.enabled() || c.forward.dns_redirect)) __builtin_trap();
+  if (c.backend == amlfw::Backend::kNftables && !c.egress.local && !c.forward.enabled()) __builtin_trap();
   return 0;
 }

@@ -46,6 +46,10 @@ void expect_same(const Config& a, const Config& b) {
   EXPECT_EQ(a.features, b.features);
   EXPECT_EQ(a.inbound.enforce, b.inbound.enforce);
   EXPECT_EQ(a.inbound.ssh_from, b.inbound.ssh_from);
+  EXPECT_EQ(a.egress.local, b.egress.local);
+  EXPECT_EQ(a.forward.interfaces, b.forward.interfaces);
+  EXPECT_EQ(a.forward.sources, b.forward.sources);
+  EXPECT_EQ(a.forward.dns_redirect, b.forward.dns_redirect);
   EXPECT_EQ(a.service_tags.source, b.service_tags.source);
   EXPECT_EQ(a.service_tags.refresh_s, b.service_tags.refresh_s);
   EXPECT_DOUBLE_EQ(a.service_tags.max_shrink, b.service_tags.max_shrink);
@@ -88,6 +92,11 @@ TEST(Config, EmptyTextGivesTheDefaults) {
   }
   EXPECT_FALSE(c.inbound.enforce);
   EXPECT_TRUE(c.inbound.ssh_from.empty());
+  EXPECT_TRUE(c.egress.local);
+  EXPECT_TRUE(c.forward.interfaces.empty());
+  EXPECT_TRUE(c.forward.sources.empty());
+  EXPECT_FALSE(c.forward.dns_redirect);
+  EXPECT_FALSE(c.forward.enabled());
   EXPECT_EQ(c.service_tags.source, "/var/lib/amlfw/ServiceTags_Public.json");
   EXPECT_EQ(c.service_tags.refresh_s, 86400u);
   EXPECT_DOUBLE_EQ(c.service_tags.max_shrink, 0.10);
@@ -267,6 +276,38 @@ listen = "127.0.0.1:9469"
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9469");
 }
 
+// [egress] and [forward] (nftables: a node that routes pods; docs/kubernetes.md).
+TEST(Config, EgressAndForwardKeysAreReadBack) {
+  const Config c = parse_ok(R"(
+[egress]
+local = false
+
+[forward]
+interfaces = ["cni0", "cali*", "cni0", "lxc.x_1-2"]
+sources = ["10.244.0.0/16", "2001:db8:ffff:8::/64", "192.0.2.10", "10.244.0.0/16"]
+dns_redirect = true
+
+[dns]
+listen = "10.244.0.1:53"
+)");
+  EXPECT_FALSE(c.egress.local);
+  EXPECT_EQ(c.forward.interfaces, (std::vector<std::string>{"cni0", "cali*", "lxc.x_1-2"}));
+  EXPECT_EQ(c.forward.sources,
+            (std::vector<std::string>{"10.244.0.0/16", "2001:db8:ffff:8::/64", "192.0.2.10/32"}));
+  EXPECT_TRUE(c.forward.dns_redirect);
+  EXPECT_TRUE(c.forward.enabled());
+  // Sources alone name the pods too; local = true keeps the node filtered beside them.
+  const Config d = parse_ok("[forward]\nsources = [\"198.51.100.0/24\"]\n[egress]\nlocal = true");
+  EXPECT_TRUE(d.forward.enabled());
+  EXPECT_TRUE(d.egress.local);
+  // With ebpf the cgroup decides which processes are filtered: local = false needs a subtree.
+  const Config e = parse_ok("backend = \"ebpf\"\n[egress]\nlocal = false\n[ebpf]\ncgroup = \"/sys/fs/cgroup/kubepods.slice\"");
+  EXPECT_FALSE(e.egress.local);
+  EXPECT_EQ(e.ebpf.cgroup, "/sys/fs/cgroup/kubepods.slice");
+  // Empty lists and dns_redirect = false are the defaults, whatever the backend.
+  parse_ok("backend = \"ebpf\"\n[forward]\ninterfaces = []\nsources = []\ndns_redirect = false");
+}
+
 TEST(Config, InlineTablesAndDottedKeysAreTheSameKeys) {
   const Config c = parse_ok(
       "dns.min_ttl = \"5m\"\n"
@@ -314,8 +355,11 @@ const ErrorCase kErrorCases[] = {
     {"listen = \"127.0.0.1:53\"", "t.toml:1:1: unknown key 'listen' (it belongs under [dns] or [metrics])"},
     {"foo = 1",
      "t.toml:1:1: unknown key 'foo' (remove it; known keys: catalog, cloud, region, storage_accounts, "
-     "container_registries, workspace_id, backend, mode, features, inbound, service_tags, dns, platform, "
-     "allow, ebpf, paths, metrics, control)"},
+     "container_registries, workspace_id, backend, mode, features, inbound, egress, forward, service_tags, "
+     "dns, platform, allow, ebpf, paths, metrics, control)"},
+    {"local = false", "t.toml:1:1: unknown key 'local' (it belongs under [egress])"},
+    {"interfaces = [\"cni0\"]", "t.toml:1:1: unknown key 'interfaces' (it belongs under [forward])"},
+    {"[forward]\ninterface = [\"cni0\"]", "t.toml:2:1: unknown key 'interface' (did you mean 'interfaces'?)"},
     {"[platform]\nzzz = 1", "t.toml:2:1: unknown key 'zzz' (remove it; known keys here: azure)"},
     {"[platform.extra]", "t.toml:1:11: unknown key 'extra' (remove it; known keys here: azure)"},
     // cloud, region, backend, mode, catalog
@@ -500,6 +544,51 @@ const ErrorCase kErrorCases[] = {
      "other than / without '.' or '..')"},
     {"[metrics]\nlisten = \"9469\"",
      "t.toml:2:10: metrics.listen: '9469': '9469' is not an IP address (write \"ip:port\" or \"[ipv6]:port\")"},
+    // egress, forward
+    {"[egress]\nlocal = \"no\"",
+     "t.toml:2:9: egress.local: expected true or false, found a string (write local = true or local = false)"},
+    {"[forward]\ninterfaces = \"cni0\"",
+     "t.toml:2:14: forward.interfaces: expected an array of strings, found a string (write interfaces = "
+     "[\"cni0\"])"},
+    {"[forward]\ninterfaces = [\"cni0\", \"*\"]",
+     "t.toml:2:23: forward.interfaces: '*' would take every forwarded packet for a pod's (name the pods' "
+     "interfaces, e.g. \"cni0\" or \"cali*\", or list their CIDRs in sources)"},
+    {"[forward]\ninterfaces = [\"eth 0\"]",
+     "t.toml:2:15: forward.interfaces: 'eth 0' is not an interface name (use 1 to 15 letters, digits, '.', "
+     "'_' or '-', with an optional trailing '*' for a prefix, e.g. \"cni0\" or \"cali*\")"},
+    {"[forward]\ninterfaces = [\"ca*li\"]",
+     "t.toml:2:15: forward.interfaces: 'ca*li' is not an interface name (use 1 to 15 letters, digits, '.', "
+     "'_' or '-', with an optional trailing '*' for a prefix, e.g. \"cni0\" or \"cali*\")"},
+    {"[forward]\ninterfaces = [\"abcdefghijklmnop\"]",
+     "t.toml:2:15: forward.interfaces: 'abcdefghijklmnop' is not an interface name (use 1 to 15 letters, "
+     "digits, '.', '_' or '-', with an optional trailing '*' for a prefix, e.g. \"cni0\" or \"cali*\")"},
+    {"[forward]\nsources = [\"pods\"]",
+     "t.toml:2:12: forward.sources: 'pods' is not a CIDR prefix: 'pods' is not an IPv4 or IPv6 address (write "
+     "e.g. 192.0.2.0/24 or 2001:db8::/32)"},
+    {"[forward]\ndns_redirect = true",
+     "t.toml:2:16: forward: dns_redirect needs to know the pods' traffic (list their interfaces or sources in "
+     "[forward])"},
+    {"[forward]\ninterfaces = [\"cni0\"]\ndns_redirect = true",
+     "t.toml:3:16: forward: the pods' DNS cannot be redirected to the proxy on '127.0.0.1:53' (set [dns] "
+     "listen to an address of the node that the pods reach, e.g. the bridge's \"10.244.0.1:53\")"},
+    {"[dns]\nlisten = \"[::]:53\"\n[forward]\nsources = [\"10.244.0.0/16\"]\ndns_redirect = true",
+     "t.toml:5:16: forward: the pods' DNS cannot be redirected to the proxy on '[::]:53' (set [dns] listen to "
+     "an address of the node that the pods reach, e.g. the bridge's \"10.244.0.1:53\")"},
+    {"backend = \"ebpf\"\n[forward]\nsources = [\"10.244.0.0/16\"]",
+     "t.toml:3:11: forward: the eBPF backend confines pods by their cgroup, not by forwarded traffic (set "
+     "[ebpf] cgroup to the pods' subtree, e.g. \"/sys/fs/cgroup/kubepods.slice\", and remove [forward]; or "
+     "use backend = \"nftables\")"},
+    {"[egress]\nlocal = false",
+     "t.toml:2:9: egress: local = false and [forward] names no pods: nothing would be filtered (list the pods' "
+     "interfaces or sources in [forward], or set local = true)"},
+    {"backend = \"ebpf\"\n[egress]\nlocal = false",
+     "t.toml:3:9: egress: local = false, but with backend = \"ebpf\" and [ebpf] cgroup = \"\" every process of "
+     "the node is filtered (set [ebpf] cgroup to the pods' subtree, e.g. \"/sys/fs/cgroup/kubepods.slice\", "
+     "or local = true)"},
+    // a cgroup refused by its own check is reported, not taken for the root
+    {"backend = \"ebpf\"\n[egress]\nlocal = false\n[ebpf]\ncgroup = \"kubepods.slice\"",
+     "t.toml:5:10: ebpf.cgroup: 'kubepods.slice' is not a usable directory (write an absolute path other than "
+     "/ without '.' or '..')"},
     // the first problem in the file wins, whatever toml++'s key order
     {"mode = \"x\"\ncloud = \"y\"", "t.toml:1:8: mode: 'x' is not valid (use enforce or audit)"},
     {"[paths]\nstate_dir = \"x\"\n[dns]\nlisen = 1",
