@@ -17,6 +17,12 @@ PKGS=(
   ca-certificates
 )
 
+# tests/e2e/test_kubernetes_manifests.sh validates deploy/kubernetes with npm packages (installed
+# into the build tree by the test): Debian's nodejs and npm, unless a node with npm is there.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PKGS+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
