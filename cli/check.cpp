@@ -16,6 +16,7 @@
 #include "daemon/check.h"
 #include "daemon/inputs.h"
 #include "daemon/state.h"
+#include "policy/render.h"
 
 namespace amlfw::cli {
 namespace {
@@ -150,10 +151,19 @@ int cmd_check(const Options& o) {
     j["resolver"] = resolver;
     j["daemon"] = live.ok();
     j["mode"] = std::string(to_string(pol.mode));
+    j["applies_to"] = plan_json(pol)["applies_to"];
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "checking " << cp->source << "; resolving through " << resolver << "\n";
     if (pol.mode == Mode::kAudit) std::cout << "mode = \"audit\": amlfw blocks nothing, failures are elsewhere\n";
+    // The probes leave from this process: say when amlfw does not filter it (a Kubernetes
+    // node that confines its pods only, docs/kubernetes.md).
+    if (pol.backend == Backend::kNftables && !pol.egress_local)
+      std::cout << "egress.local = false: amlfw does not filter this node's own processes; the probes show what "
+                   "the network allows, the pods' traffic goes through the forward chain\n";
+    if (pol.backend == Backend::kEbpf && !pol.ebpf_cgroup.empty())
+      std::cout << "backend = \"ebpf\": only processes of " << pol.ebpf_cgroup
+                << " are filtered; these probes are filtered only if amlfw check runs there\n";
     std::cout << "\n" << check_table(*rep);
     if (!rep->ok())
       std::cout << "amlfw: " << rep->failed << " required endpoint(s) unreachable"
