@@ -153,9 +153,17 @@ Status Resolver::init(const ResolverOptions& opts) {
     return runtime_error(std::string("dns resolver: ares_init_options: ") + ares_strerror(rc));
   }
   channel_ = ch;
+  so_mark_ = opts.so_mark;
+  if (so_mark_ != 0) ares_set_socket_callback(channel_, &Resolver::on_socket, this);
   ares_timer_ = loop_.add_timer([this] { process(ARES_SOCKET_BAD, ARES_SOCKET_BAD); });
   deliver_timer_ = loop_.add_timer([this] { deliver(); });
   return set_servers(opts.servers);
+}
+
+int Resolver::on_socket(int fd, int /*type*/, void* data) {
+  auto* self = static_cast<Resolver*>(data);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_MARK, &self->so_mark_, sizeof self->so_mark_);  // EPERM: unmarked
+  return ARES_SUCCESS;
 }
 
 Resolver::~Resolver() {

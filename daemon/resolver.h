@@ -31,6 +31,7 @@
 
 #include "daemon/event_loop.h"
 #include "policy/net.h"
+#include "policy/render_nft.h"
 #include "policy/result.h"
 
 struct ares_channeldata;
@@ -66,6 +67,11 @@ struct ResolverOptions {
   // server (and our socket buffer) sees: a few hundred answers at once overflow a default
   // 208 KiB UDP receive buffer and turn into timeouts.
   size_t max_in_flight = 64;
+  // SO_MARK of every socket (0: none). The default exempts amlfw's own queries from the DNS
+  // redirect (dns.redirect, nftables and eBPF) which would otherwise send them to the proxy,
+  // or nowhere while the daemon is down (`amlfw apply`). Needs CAP_NET_ADMIN; without it the
+  // sockets go unmarked.
+  uint32_t so_mark = kDnsProxyMark;
 };
 
 // Parses one server entry (see ResolverOptions::servers); default port 53.
@@ -113,6 +119,7 @@ class Resolver {
   Resolver(EventLoop& loop) : loop_(loop) {}
   Status init(const ResolverOptions& opts);
   static void sock_state_cb(void* data, int fd, int readable, int writable);
+  static int on_socket(int fd, int type, void* data);  // c-ares made a socket: SO_MARK it
   static void query_cb(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   void on_answer(uint64_t name_id, bool v6, int status, int timeouts, const unsigned char* abuf, int alen);
   void finish(uint64_t name_id);
@@ -131,6 +138,7 @@ class Resolver {
   std::vector<Ready> ready_;
   uint64_t next_id_ = 1;
   size_t max_in_flight_ = 64;
+  uint32_t so_mark_ = 0;
   size_t in_flight_ = 0;         // names with queries in c-ares
   std::deque<uint64_t> waiting_;  // names not started yet
   std::vector<std::string> deferred_servers_;  // set_servers() while queries were in flight

@@ -210,6 +210,13 @@ expect_connect "$(name_v4 westeurope.api.azureml.ms)" 443 tcp "learned from the 
 ask abc.notebooks.azure.net
 expect_connect "$(name_v4 abc.notebooks.azure.net)" 443 tcp "the proxy's own upstream queries are not looped back"
 daemon_stop
+# The redirect stays in force with the daemon stopped (nothing listens on the proxy's port):
+# `amlfw apply` must still resolve the exact names, its c-ares sockets carry the proxy's
+# mark and are not redirected to the dead proxy.
+expect_rc 0 "amlfw apply with the redirect in force and no proxy" hx "$AMLFW" apply --config "$E2E_CONFIG"
+resolved=$(echo "$E2E_OUT" | sed -nE 's/.*resolved ([0-9]+) of ([0-9]+) exact names.*/\1 \2/p' | tail -1)
+read -r got total <<<"${resolved:-0 -1}"
+expect_true "every exact name resolved straight from the upstream ($got of $total)" test "$got" -gt 0 -a "$got" = "$total"
 
 # ---------------------------------------------------------------------------------------
 section "the proxy's port is taken at start: the daemon runs, the proxy comes when it is free"
