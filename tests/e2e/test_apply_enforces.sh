@@ -64,6 +64,14 @@ expect_match '^A 192\.0\.2\.65' "$(echo "$out" | grep '^A ')" "TCP query to the 
 expect_blocked "$E2E_OTHER_DNS_V4" 53 udp "DNS to a server that is not configured"
 expect_blocked "$E2E_OTHER_DNS_V4" 53 tcp "DNS over TCP to a server that is not configured"
 
+if is_ebpf; then
+  section "eBPF: a client outside the test cgroup is unaffected (the programs filter [ebpf] cgroup)"
+  read -r res ms detail < <(hx_out "$E2E_PY" "$E2E_NETSIM" probe "$E2E_UNLISTED_V4" 443 --timeout 2 2>&1)
+  expect_eq ok "$res" "unlisted from outside the test cgroup ($res $ms ms)"
+  read -r res ms detail < <(hx_out "$E2E_PY" "$E2E_NETSIM" probe "$E2E_OTHER_DNS_V4" 53 --udp --timeout 2 2>&1)
+  expect_eq ok "$res" "a DNS server that is not configured, from outside the test cgroup"
+fi
+
 section "loopback stays open (guarantee 3)"
 expect_connect 127.0.0.1 8080 tcp loopback
 expect_connect ::1 8080 tcp "loopback IPv6"

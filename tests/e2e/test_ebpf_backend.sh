@@ -14,6 +14,9 @@
 # The tool runs with `nsenter --net` (not `ip netns exec`, which remounts /sys and would hide
 # the cgroup2 mount and make the bpffs pins private to one process). Pins go to
 # /sys/fs/bpf/amlfw-e2e-PID, never to a real installation's /sys/fs/bpf/amlfw.
+# It sets up its own cgroup and pins: the harness's backend switch (AMLFW_E2E_BACKEND=ebpf,
+# for the shared suite) stays off here.
+AMLFW_E2E_BACKEND=nftables
 source "$(dirname "$0")/lib.sh"
 e2e_init "$@"
 

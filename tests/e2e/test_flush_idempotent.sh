@@ -17,6 +17,7 @@ expect_blocked "$E2E_UNLISTED_V4" 8080 tcp "enforced: unlisted"
 expect_blocked "$E2E_ST_EUS_V4" 443 tcp "enforced: Storage.EastUS"
 expect_rc 0 "amlfw flush" af flush
 expect_eq "" "$(hx nft list tables)" "no table left in the host namespace"
+is_ebpf && expect_true "eBPF: no pin left, no program on the test cgroup" enforcement_absent
 expect_eq "" "$(hx nft list ruleset)" "empty ruleset"
 expect_connect "$E2E_UNLISTED_V4" 8080 tcp "after flush: unlisted"
 expect_connect "$E2E_UNLISTED_V6" 8080 tcp "after flush: unlisted IPv6"
@@ -41,6 +42,7 @@ if daemon_wait_ready 15; then ok "amlfw run is ready"; else bad "amlfw run did n
 expect_blocked "$E2E_UNLISTED_V4" 8080 tcp "the daemon enforces"
 daemon_stop
 expect_rc 0 "amlfw flush after the daemon stopped" af flush
+is_ebpf && expect_true "eBPF: no pin left, no program on the test cgroup" enforcement_absent
 expect_eq "" "$(hx nft list ruleset)" "empty ruleset"
 expect_connect "$E2E_UNLISTED_V4" 8080 tcp "open after flush"
 e2e_finish

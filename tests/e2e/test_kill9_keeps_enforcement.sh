@@ -23,6 +23,9 @@ expect_true "the daemon survived the reload" kill -0 "$E2E_DAEMON_PID"
 expect_connect "$E2E_AML_WE_V4" 443 tcp allowed
 expect_blocked "$E2E_UNLISTED_V4" 8080 tcp unlisted
 before=$(amlfw_table)
+# eBPF: the ids of the pinned maps, which a restarted daemon adopts (nftables: the table).
+pinned_map_ids() { for m in amlfw_active amlfw_lpm4 amlfw_learn4 amlfw_flows; do bpftool map show pinned "$E2E_PIN/$m" | cut -d: -f1; done | tr '\n' ' '; }
+is_ebpf && maps_before=$(pinned_map_ids)
 
 section "kill -9"
 hold_start k9 "$E2E_AML_WE_V4" 443
@@ -54,6 +57,9 @@ expect_eq 0 "$(grep -vc '^ok' "$E2E_TMP/watch.cut")" "allowed never cut during t
 expect_match '^OK' "$(hold_stop k9)" "a connection established before the kill still echoes"
 expect_rc 0 "amlfw status --json" af status --json
 expect_single_enforcement "one table after the restart"
+if is_ebpf; then
+  expect_eq "$maps_before" "$(pinned_map_ids)" "eBPF: the restarted daemon adopted the pinned maps (same map ids)"
+fi
 
 section "SIGTERM keeps enforcement too"
 daemon_stop
