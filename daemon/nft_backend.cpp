@@ -55,7 +55,12 @@ Result<std::unique_ptr<NftBackend>> NftBackend::create() {
   return std::unique_ptr<NftBackend>(new NftBackend(std::move(*sock)));
 }
 
-Result<NftTableDump> NftBackend::read_back(const NftDumpOptions& opts) { return sock_.dump(opts); }
+Result<NftTableDump> NftBackend::read_back(const NftDumpOptions& opts) {
+  auto d = sock_.dump(opts);
+  if (!d) return d;
+  for (auto& r : d->rules) r.chain = std::string(nft_hook_chain_of(r.chain));
+  return d;
+}
 
 Status NftBackend::send(NftBatch& b, int* err, uint32_t* failed_seq) {
   b.finish();
@@ -125,16 +130,22 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     }
     for (const auto& cd : d->chains) {
       ChainState cs;
-      cs.input = cd.hooknum == NF_INET_LOCAL_IN;
-      cs.nat = cd.type == "nat";
+      cs.regular = !cd.base;
+      cs.input = cd.base && cd.hooknum == NF_INET_LOCAL_IN;
+      cs.nat = cd.base && cd.type == "nat";
       cur.chains[cd.name] = cs;
       unknown_chains.insert(cd.name);
-      // Kept (flushed) only when it is the base chain we would create under that name.
+      // Kept (flushed) only when it is the chain we would create under that name: a regular
+      // chain, or the same base chain (type, hook, priority).
       bool ok = false;
       for (const auto& c : want.chains) {
         if (c.name != cd.name) continue;
-        ok = cd.base && cd.type == (c.nat ? "nat" : "filter") && cd.prio == (c.nat ? kNftNatPriority : 0) &&
-             cd.hooknum == static_cast<uint32_t>(c.input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
+        if (c.regular) {
+          ok = !cd.base;
+        } else {
+          ok = cd.base && cd.type == (c.nat ? "nat" : "filter") && cd.prio == (c.nat ? kNftNatPriority : 0) &&
+               cd.hooknum == static_cast<uint32_t>(c.input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
+        }
       }
       if (!ok) bad_chains.insert(cd.name);
     }
@@ -144,18 +155,24 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
 
   // The state after this transaction.
   State next;
-  std::map<std::string, const NftChainSpec*> want_chains;
   for (const auto& c : want.chains) {
-    want_chains[c.name] = &c;
-    next.chains[c.name] = ChainState{c.input, c.nat, rule_texts(c)};
+    next.chains[c.name] = ChainState{c.input, c.nat, c.regular, rule_texts(c)};
   }
-  bool chains_change = !exists || !unknown_chains.empty() || cur.chains.size() != next.chains.size();
-  for (const auto& [name, c] : next.chains) {
-    auto it = cur.chains.find(name);
-    if (it == cur.chains.end() || it->second.input != c.input || it->second.nat != c.nat ||
-        it->second.rule_texts != c.rule_texts) {
-      chains_change = true;
+  // Per chain: kept as it is (same kind, rules known and unchanged), refilled (flushed and its
+  // rules added again), or deleted (not wanted, or of the wrong kind: created again if wanted).
+  auto same_kind = [&](const std::string& name, const ChainState& c) {
+    auto it = next.chains.find(name);
+    return it != next.chains.end() && !bad_chains.count(name) && it->second.input == c.input &&
+           it->second.nat == c.nat && it->second.regular == c.regular;
+  };
+  std::set<std::string> keep_chain, fill_chain;  // kept with its rules / whose rules are added
+  for (const auto& [name, c] : cur.chains) {
+    if (same_kind(name, c) && !unknown_chains.count(name) && c.rule_texts == next.chains[name].rule_texts) {
+      keep_chain.insert(name);
     }
+  }
+  for (const auto& c : want.chains) {
+    if (!keep_chain.count(c.name)) fill_chain.insert(c.name);
   }
 
   NftBatch b(sock_.reserve_seq(0), genid);
@@ -163,18 +180,13 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     b.add_table();
     report_.table_created = true;
   }
-  if (chains_change) {
-    report_.rules_rewritten = true;
-    // Flush every chain first: that also drops jumps between chains, so the deletions
-    // below never meet a chain still referenced.
-    for (const auto& [name, c] : cur.chains) b.flush_chain(name);
-    for (const auto& [name, c] : cur.chains) {
-      auto it = want_chains.find(name);
-      if (it == want_chains.end() || bad_chains.count(name) || it->second->input != c.input ||
-          it->second->nat != c.nat) {
-        b.delete_chain(name);
-      }
-    }
+  // Flush every chain that changes first: that also drops the jumps (and the verdict maps)
+  // into chains deleted below, and the references to sets deleted below.
+  for (const auto& [name, c] : cur.chains) {
+    if (!keep_chain.count(name)) b.flush_chain(name);
+  }
+  for (const auto& [name, c] : cur.chains) {
+    if (!same_kind(name, c)) b.delete_chain(name);
   }
   for (const auto& entry : cur.sets) {
     const std::string& name = entry.first;
@@ -235,11 +247,16 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     }
     next.sets[w.name] = std::move(st);
   }
-  if (chains_change) {
-    for (const auto& c : want.chains) {
-      b.add_chain(c);
-      for (const auto& r : c.rules) b.add_rule(c.name, r);
-    }
+  // Chains first (a rule may jump to any of them), then the rules of the changed ones. A
+  // NEWCHAIN of an existing base chain also restores its policy (drop).
+  for (const auto& c : want.chains) {
+    if (fill_chain.count(c.name)) b.add_chain(c);
+  }
+  for (const auto& c : want.chains) {
+    if (!fill_chain.count(c.name)) continue;
+    report_.rules_rewritten = true;
+    report_.chains_rewritten++;
+    for (const auto& r : c.rules) b.add_rule(c.name, r);
   }
   for (const auto* g : nft_active_groups(p, groups)) {
     if (g->has_names) next.name_groups.push_back(g->name);

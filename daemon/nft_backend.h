@@ -20,7 +20,8 @@ namespace amlfw {
 struct NftApplyReport {
   bool adopted = false;         // first apply of the process: read the kernel and reconciled
   bool table_created = false;
-  bool rules_rewritten = false; // chains flushed and their rules re-added
+  bool rules_rewritten = false; // some chains flushed and their rules re-added
+  size_t chains_rewritten = 0;  // chains whose rules were (re)added
   bool nothing_to_do = false;   // no batch was sent
   NftBatchStats batch;
 };
@@ -34,7 +35,9 @@ class NftBackend final : public Enforcer {
   Status learn(const std::vector<std::string>& groups, const std::vector<LearnedAddr>& addrs) override;
   Status flush() override;
 
-  // Reads table inet amlfw back from the kernel.
+  // Reads table inet amlfw back from the kernel. Rules of the dispatch and group chains
+  // (out_*, in_*, g_*) are reported under the hook chain that reaches them (output, input):
+  // counters are per hook chain and rule comment, whatever the layout.
   Result<NftTableDump> read_back(const NftDumpOptions& opts = {});
   const NftApplyReport& last_report() const { return report_; }
 
@@ -52,6 +55,7 @@ class NftBackend final : public Enforcer {
   struct ChainState {
     bool input = false;
     bool nat = false;
+    bool regular = false;
     std::vector<std::string> rule_texts;
   };
   struct State {

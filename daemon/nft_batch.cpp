@@ -183,27 +183,37 @@ void NftBatch::delete_chain(std::string_view chain) {
 }
 
 uint32_t NftBatch::anon_set(uint32_t key_type, uint32_t key_len, bool interval, std::vector<NftIntervalElem> elems,
-                            std::string_view what) {
+                            std::string_view what, const std::vector<std::string>& jumps) {
   const uint32_t id = next_set_id_++;
+  const bool map = !jumps.empty();
   NftnlSet set(nftnl_set_alloc());
   nftnl_set* s = set.get();
   nftnl_set_set_str(s, NFTNL_SET_TABLE, std::string(kNftTable).c_str());
-  nftnl_set_set_str(s, NFTNL_SET_NAME, kNftAnonSetName);
+  nftnl_set_set_str(s, NFTNL_SET_NAME, map ? kNftAnonMapName : kNftAnonSetName);
   nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
-  nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | (interval ? NFT_SET_INTERVAL : 0));
+  nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | (interval ? NFT_SET_INTERVAL : 0) |
+                                            (map ? NFT_SET_MAP : 0));
+  if (map) {
+    nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+    nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 0);
+  }
   nftnl_set_set_u32(s, NFTNL_SET_ID, id);
   nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, static_cast<uint32_t>(elems.size()));
   nlmsghdr* nlh =
       nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, ++seq_);
   nftnl_set_nlmsg_build_payload(nlh, s);
-  NftMsgInfo set_info{seq_, NFT_MSG_NEWSET, "add anonymous set for " + std::string(what)};
+  NftMsgInfo set_info{seq_, NFT_MSG_NEWSET,
+                      std::string(map ? "add anonymous map for " : "add anonymous set for ") + std::string(what)};
   set_info.anonymous = true;
   commit(std::move(set_info));
-  NftMsgInfo info{0, NFT_MSG_NEWSETELEM, "add element to anonymous set for " + std::string(what)};
+  NftMsgInfo info{0, NFT_MSG_NEWSETELEM,
+                  std::string(map ? "add element to anonymous map for " : "add element to anonymous set for ") +
+                      std::string(what)};
   info.anonymous = true;
-  build_elems_msg(NftElemOp::kAdd, kNftAnonSetName, id, key_len, elems, 0, std::move(info));
+  build_elems_msg(NftElemOp::kAdd, map ? kNftAnonMapName : kNftAnonSetName, id, key_len, elems, 0, std::move(info),
+                  true, jumps);
   return id;
 }
 
@@ -211,15 +221,27 @@ void NftBatch::add_rule(std::string_view chain, const NftRuleSpec& spec) {
   const std::string text = nft_rule_text(spec);
   auto make_set = [&](const NftAnonSet& a) {
     std::vector<NftIntervalElem> elems;
+    std::vector<std::string> jumps;  // verdict maps: per element ("" for an interval end)
+    const bool map = !a.jumps.empty();
     if (a.interval) {
-      for (auto [lo, hi] : a.ranges) {
+      for (size_t i = 0; i < a.ranges.size(); ++i) {
+        const auto [lo, hi] = a.ranges[i];
         elems.push_back({lo, false});
-        if (hi != a.max) elems.push_back({u128{hi} + 1, true});
+        if (map) jumps.push_back(a.jumps[i]);
+        // No end where the next range starts right after (adjacent map entries), as nft does.
+        const bool next_adjacent = i + 1 < a.ranges.size() && a.ranges[i + 1].first == hi + 1;
+        if (hi != a.max && !next_adjacent) {
+          elems.push_back({u128{hi} + 1, true});
+          if (map) jumps.emplace_back();
+        }
       }
     } else {
-      for (u128 k : a.keys) elems.push_back({k, false});
+      for (size_t i = 0; i < a.keys.size(); ++i) {
+        elems.push_back({a.keys[i], false});
+        if (map) jumps.push_back(a.jumps[i]);
+      }
     }
-    return anon_set(a.key_type, a.key_len, a.interval, std::move(elems), "rule '" + text + "'");
+    return anon_set(a.key_type, a.key_len, a.interval, std::move(elems), "rule '" + text + "'", jumps);
   };
   auto r = nft_build_rule(chain, spec, make_set);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_NEWRULE, NFPROTO_INET,
@@ -257,18 +279,23 @@ void NftBatch::flush_set(std::string_view name) {
 
 void NftBatch::build_elems_msg(NftElemOp op, std::string_view set_name, uint32_t set_id, uint32_t key_len,
                                std::span<const NftIntervalElem> elems, uint64_t timeout_ms, NftMsgInfo info,
-                               bool excl) {
+                               bool excl, std::span<const std::string> jumps) {
   NftnlSet set(nftnl_set_alloc());
   nftnl_set* s = set.get();
   nftnl_set_set_str(s, NFTNL_SET_TABLE, std::string(kNftTable).c_str());
   nftnl_set_set_str(s, NFTNL_SET_NAME, std::string(set_name).c_str());
   if (set_id != 0) nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
-  for (const auto& e : elems) {
+  for (size_t i = 0; i < elems.size(); ++i) {
+    const auto& e = elems[i];
     nftnl_set_elem* el = nftnl_set_elem_alloc();
     uint8_t key[16];
     key_bytes(e.key, key_len, key);
     nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key, key_len);
     if (e.end) nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+    if (i < jumps.size() && !jumps[i].empty()) {
+      nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, static_cast<uint32_t>(NFT_JUMP));
+      nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, jumps[i].c_str());
+    }
     if (timeout_ms != 0 && op == NftElemOp::kAdd) nftnl_set_elem_set_u64(el, NFTNL_SET_ELEM_TIMEOUT, timeout_ms);
     nftnl_set_elem_add(s, el);
   }

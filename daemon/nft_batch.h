@@ -115,11 +115,12 @@ class NftBatch {
  private:
   char* buffer();
   void commit(NftMsgInfo info, bool counts_as_rule = false);
+  // `jumps`: a verdict map; the chain each element jumps to ("" for interval ends).
   uint32_t anon_set(uint32_t key_type, uint32_t key_len, bool interval, std::vector<NftIntervalElem> elems,
-                    std::string_view what);
+                    std::string_view what, const std::vector<std::string>& jumps = {});
   void build_elems_msg(NftElemOp op, std::string_view set, uint32_t set_id, uint32_t key_len,
                        std::span<const NftIntervalElem> elems, uint64_t timeout_ms, NftMsgInfo info,
-                       bool excl = true);
+                       bool excl = true, std::span<const std::string> jumps = {});
 
   struct Deleter {
     void operator()(nftnl_batch* b) const;

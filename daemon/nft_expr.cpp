@@ -56,9 +56,10 @@ void payload(nftnl_rule* r, uint32_t base, uint32_t offset, uint32_t len) {
   add(r, e);
 }
 
-void lookup(nftnl_rule* r, const char* set, uint32_t set_id) {
+void lookup(nftnl_rule* r, const char* set, uint32_t set_id, bool verdict_map = false) {
   nftnl_expr* e = nftnl_expr_alloc("lookup");
   nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+  if (verdict_map) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
   nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
   if (set_id != 0) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
   add(r, e);
@@ -232,6 +233,33 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
       add(r, e);
       break;
     }
+    case NftVerdict::kJump: {
+      nftnl_expr* e = nftnl_expr_alloc("immediate");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<uint32_t>(NFT_JUMP));
+      nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, spec.target.c_str());
+      add(r, e);
+      break;
+    }
+    case NftVerdict::kDportVmap: {
+      // th dport vmap { ... }: the port, looked up in an anonymous verdict map.
+      payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+      NftAnonSet s;
+      s.key_type = kNftTypeInetService;
+      s.key_len = 2;
+      for (const auto& v : spec.vmap) s.interval = s.interval || v.ports.lo != v.ports.hi;
+      for (const auto& v : spec.vmap) {
+        if (s.interval) {
+          s.ranges.emplace_back(v.ports.lo, v.ports.hi);
+        } else {
+          s.keys.push_back(v.ports.lo);
+        }
+        s.jumps.push_back(v.chain);
+      }
+      s.max = 65535;
+      lookup(r, kNftAnonMapName, make_set(s), true);
+      break;
+    }
     case NftVerdict::kRejectTcpReset:
     case NftVerdict::kRejectIcmpx: {
       nftnl_expr* e = nftnl_expr_alloc("reject");
@@ -279,6 +307,7 @@ NftnlChain nft_build_chain(const NftChainSpec& spec) {
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(chain).c_str());
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+  if (spec.regular) return c;  // no hook, type, priority or policy
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
   nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.nat ? kNftNatPriority : 0);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, spec.nat ? NF_ACCEPT : NF_DROP);

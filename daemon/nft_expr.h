@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // NftRuleSpec -> libnftnl rule (expressions), the same bytecode `nft -f` produces for the
 // text that render_nft() prints. Matches on several values (meta l4proto { tcp, udp },
-// th dport { 80, 443 }) use anonymous constant sets, which the caller creates in the batch
-// before the rule (make_set returns the batch-local set id).
+// th dport { 80, 443 }) and port dispatches (th dport vmap { 443 : jump g_x }) use anonymous
+// constant sets and maps, which the caller creates in the batch before the rule (make_set
+// returns the batch-local set id).
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -41,6 +43,7 @@ inline constexpr uint32_t kNftTypeIcmpv6Type = 29;
 
 // The name the kernel fills in for anonymous sets (nft's convention).
 inline constexpr const char* kNftAnonSetName = "__set%d";
+inline constexpr const char* kNftAnonMapName = "__map%d";
 
 struct NftAnonSet {
   uint32_t key_type = 0;
@@ -49,6 +52,8 @@ struct NftAnonSet {
   std::vector<u128> keys;                            // !interval: the values
   std::vector<std::pair<uint32_t, uint32_t>> ranges;  // interval: inclusive [lo, hi]
   uint32_t max = 0;                                  // interval: top of the key space
+  // A verdict map when not empty: the chain each key (or range) jumps to, in the same order.
+  std::vector<std::string> jumps;
 };
 
 using NftMakeSet = std::function<uint32_t(const NftAnonSet&)>;

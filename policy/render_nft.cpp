@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <string>
 
 namespace amlfw {
@@ -139,37 +140,249 @@ void end_rules(const Policy& p, std::vector<NftRuleSpec>* rules) {
   rules->push_back(other);
 }
 
-void group_rules_for(const PortGroup& g, std::vector<NftRuleSpec>* rules) {
+constexpr PortRange kAllPorts{0, 65535};  // a rule without a port match: port 0 too
+
+// One entry of a filter hook chain in its linear order, with what it can match. An entry
+// that only matches TCP and/or UDP packets of some destination ports is dispatched: the hook
+// chain looks the protocol and port up once (a verdict map) and jumps to a chain holding just
+// the entries that can match that port, in their linear order.
+struct Entry {
+  std::vector<NftRuleSpec> linear;  // its rules in the linear chain
+  bool tcp = false, udp = false;    // dispatched when either: it matches only these protocols
+  std::vector<PortRange> dports;    // ... and these destination ports (sorted, disjoint)
+  const PortGroup* group = nullptr; // a group: dispatched as `jump g_<group>`
+};
+
+std::vector<PortRange> group_ports(const PortGroup& g) {
+  auto ps = normalize_ports(g.ports);
+  if (ps.empty() || (ps.size() == 1 && ps[0].all())) return {kAllPorts};
+  return ps;
+}
+
+// The group's rules. Linear: with the protocol and port matches. In the group chain, the
+// dispatch already matched them: just the address lookups, IPv4 first then IPv6, so that a
+// packet of one family skips the other's rules after two compares.
+std::vector<NftRuleSpec> group_rules_for(const PortGroup& g, bool linear) {
+  std::vector<NftRuleSpec> rules;
   const bool src = g.direction == Direction::kIngress;
   const std::string comment = nft_group_comment(g);
   auto one = [&](bool v6, const std::string& set) {
     std::vector<NftMatch> ms{nfproto(v6), addr_in_set(v6, src, set)};
-    proto_match(g.proto, &ms);
-    auto ps = normalize_ports(g.ports);
-    bool all = ps.empty() || (ps.size() == 1 && ps[0].all());
-    if (!all) ms.push_back(dports(std::move(ps)));
-    rules->push_back(accept_rule(std::move(ms), comment));
+    if (linear) {
+      proto_match(g.proto, &ms);
+      auto ps = group_ports(g);
+      if (!(ps.size() == 1 && ps[0] == kAllPorts)) ms.push_back(dports(std::move(ps)));
+    }
+    rules.push_back(accept_rule(std::move(ms), comment));
   };
-  one(false, nft_prefix_set_name(g.name, false));
-  one(true, nft_prefix_set_name(g.name, true));
-  if (g.has_names) {
-    one(false, nft_name_set_name(g.name, false));
-    one(true, nft_name_set_name(g.name, true));
+  if (linear) {
+    one(false, nft_prefix_set_name(g.name, false));
+    one(true, nft_prefix_set_name(g.name, true));
+    if (g.has_names) {
+      one(false, nft_name_set_name(g.name, false));
+      one(true, nft_name_set_name(g.name, true));
+    }
+    return rules;
   }
+  for (bool v6 : {false, true}) {
+    one(v6, nft_prefix_set_name(g.name, v6));
+    if (g.has_names) one(v6, nft_name_set_name(g.name, v6));
+  }
+  return rules;
 }
 
-void base_rules(bool input, std::vector<NftRuleSpec>* rules) {
-  rules->push_back(accept_rule({m(input ? NftMatch::Kind::kIifLo : NftMatch::Kind::kOifLo)}, "", false));
-  rules->push_back(accept_rule({m(NftMatch::Kind::kCtEstablished)}, "", false));
+Entry rule_entry(NftRuleSpec r, bool tcp, bool udp, std::vector<PortRange> ports) {
+  Entry e;
+  e.linear.push_back(std::move(r));
+  e.tcp = tcp;
+  e.udp = udp;
+  e.dports = normalize_ports(std::move(ports));
+  return e;
+}
+Entry fixed_entry(NftRuleSpec r) { return rule_entry(std::move(r), false, false, {}); }
+
+// The entries of a filter hook chain between its head (loopback, established) and its end,
+// in the linear order.
+std::vector<Entry> hook_entries(const Policy& p, const std::vector<const PortGroup*>& active, bool input,
+                                bool redirect, const IpAddr& proxy, uint16_t proxy_port) {
+  std::vector<Entry> out;
   if (!input) {
-    rules->push_back(accept_rule({l4proto(kIpprotoUdp), ports(68, 67)}, "dhcp"));
-    rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(546, 547)}, "dhcpv6"));
+    out.push_back(rule_entry(accept_rule({l4proto(kIpprotoUdp), ports(68, 67)}, "dhcp"), false, true, {{67, 67}}));
+    out.push_back(rule_entry(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(546, 547)}, "dhcpv6"), false,
+                             true, {{547, 547}}));
   } else {
-    rules->push_back(accept_rule({l4proto(kIpprotoUdp), ports(67, 68)}, "dhcp"));
-    rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(547, 546)}, "dhcpv6"));
+    out.push_back(rule_entry(accept_rule({l4proto(kIpprotoUdp), ports(67, 68)}, "dhcp"), false, true, {{68, 68}}));
+    out.push_back(rule_entry(accept_rule({nfproto(true), l4proto(kIpprotoUdp), ports(547, 546)}, "dhcpv6"), false,
+                             true, {{546, 546}}));
   }
-  rules->push_back(accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, kNeighbourDiscovery)},
-                               "icmpv6-nd"));
+  out.push_back(fixed_entry(accept_rule(
+      {nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, kNeighbourDiscovery)}, "icmpv6-nd")));
+  if (input) {
+    out.push_back(fixed_entry(accept_rule({l4proto(kIpprotoIcmp), icmp_types(false, {kIcmpEchoRequest})}, "ping")));
+    out.push_back(fixed_entry(
+        accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, {kIcmp6EchoRequest})}, "ping")));
+  } else {
+    if (redirect) {
+      // Redirected DNS reaches the filter with the proxy as destination, on the original oif.
+      out.push_back(rule_entry(accept_rule({nfproto(proxy.v6), addr_eq(proxy, false),
+                                            m(NftMatch::Kind::kL4protoTcpUdp),
+                                            dports({PortRange{proxy_port, proxy_port}})},
+                                           "dns-proxy"),
+                               true, true, {{proxy_port, proxy_port}}));
+    }
+    if (p.platform_azure) {
+      IpAddr wire = IpAddr::v4addr(kWireServer);
+      out.push_back(rule_entry(accept_rule({nfproto(false), addr_eq(wire, false), m(NftMatch::Kind::kL4protoTcpUdp),
+                                            dports({PortRange{53, 53}})},
+                                           "platform-wireserver-dns"),
+                               true, true, {{53, 53}}));
+      out.push_back(rule_entry(accept_rule({nfproto(false), addr_eq(wire, false), l4proto(kIpprotoTcp),
+                                            dports({PortRange{80, 80}, PortRange{32526, 32526}})},
+                                           "platform-wireserver"),
+                               true, false, {{80, 80}, {32526, 32526}}));
+      out.push_back(rule_entry(accept_rule({nfproto(false), addr_eq(IpAddr::v4addr(kImds), false),
+                                            l4proto(kIpprotoTcp), dports({PortRange{80, 80}})},
+                                           "platform-imds"),
+                               true, false, {{80, 80}}));
+    }
+    const uint16_t dns_port = p.dns_upstream_port;
+    for (bool v6 : {false, true}) {
+      out.push_back(rule_entry(
+          accept_rule({nfproto(v6), addr_in_set(v6, false, std::string(v6 ? kNftDns6Set : kNftDns4Set)),
+                       m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{dns_port, dns_port}})},
+                      "dns"),
+          true, true, {{dns_port, dns_port}}));
+    }
+  }
+  const Direction dir = input ? Direction::kIngress : Direction::kEgress;
+  for (const PortGroup* g : active) {
+    if (g->direction != dir) continue;
+    Entry e;
+    e.linear = group_rules_for(*g, true);
+    e.tcp = g->proto != Proto::kUdp;
+    e.udp = g->proto != Proto::kTcp;
+    e.dports = group_ports(*g);
+    e.group = g;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+bool covers(const Entry& e, uint8_t proto, uint32_t port) {
+  if (!(proto == kIpprotoTcp ? e.tcp : e.udp)) return false;
+  for (const auto& r : e.dports) {
+    if (port >= r.lo && port <= r.hi) return true;
+  }
+  return false;
+}
+
+NftRuleSpec jump_rule(std::string target) {
+  NftRuleSpec r;
+  r.verdict = NftVerdict::kJump;
+  r.target = std::move(target);
+  return r;
+}
+
+// The verdict map of one protocol: the port space cut where any entry's ports start or end;
+// each piece jumps to a chain with the entries covering it, in linear order (adjacent pieces
+// with the same entries merged, pieces with the same entries sharing one chain). A piece
+// covered by one group alone jumps straight to the group's chain.
+void dispatch(const std::vector<Entry>& entries, bool input, uint8_t proto, NftChainSpec* hook,
+              std::vector<NftChainSpec>* aux) {
+  std::vector<uint32_t> cuts{0};
+  for (const auto& e : entries) {
+    if (!(proto == kIpprotoTcp ? e.tcp : e.udp)) continue;
+    for (const auto& r : e.dports) {
+      cuts.push_back(r.lo);
+      if (r.hi < 65535) cuts.push_back(uint32_t{r.hi} + 1);
+    }
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  struct Piece {
+    PortRange ports;
+    std::vector<size_t> which;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < cuts.size(); ++i) {
+    const uint32_t lo = cuts[i];
+    const uint32_t hi = i + 1 < cuts.size() ? cuts[i + 1] - 1 : 65535;
+    std::vector<size_t> which;
+    for (size_t k = 0; k < entries.size(); ++k) {
+      if (covers(entries[k], proto, lo)) which.push_back(k);
+    }
+    if (which.empty()) continue;
+    if (!pieces.empty() && pieces.back().which == which && uint32_t{pieces.back().ports.hi} + 1 == lo) {
+      pieces.back().ports.hi = static_cast<uint16_t>(hi);
+      continue;
+    }
+    pieces.push_back({PortRange{static_cast<uint16_t>(lo), static_cast<uint16_t>(hi)}, std::move(which)});
+  }
+  if (pieces.empty()) return;
+  std::map<std::vector<size_t>, std::string> made;
+  NftRuleSpec vmap;
+  vmap.matches.push_back(l4proto(proto));
+  vmap.verdict = NftVerdict::kDportVmap;
+  for (const auto& piece : pieces) {
+    std::string target;
+    if (piece.which.size() == 1 && entries[piece.which[0]].group != nullptr) {
+      target = nft_group_chain_name(entries[piece.which[0]].group->name);
+    } else if (auto it = made.find(piece.which); it != made.end()) {
+      target = it->second;
+    } else {
+      NftChainSpec c;
+      c.name = std::string(input ? "in_" : "out_") + std::string(l4_name(proto)) + "_" + piece.ports.str();
+      c.regular = true;
+      for (size_t k : piece.which) {
+        const Entry& e = entries[k];
+        if (e.group != nullptr) {
+          c.rules.push_back(jump_rule(nft_group_chain_name(e.group->name)));
+        } else {
+          c.rules.insert(c.rules.end(), e.linear.begin(), e.linear.end());
+        }
+      }
+      target = c.name;
+      made[piece.which] = target;
+      aux->push_back(std::move(c));
+    }
+    vmap.vmap.push_back({piece.ports, std::move(target)});
+  }
+  hook->rules.push_back(std::move(vmap));
+}
+
+// A filter hook chain (output, or input with inbound.enforce). Linear: every rule in order.
+// Dispatched: established and loopback first, the TCP and UDP verdict maps, the rules that
+// match neither (ICMPv6 ND, ping), the end; the dispatch and group chains go to `aux`.
+NftChainSpec hook_chain(const Policy& p, const std::vector<const PortGroup*>& active, bool input, bool linear,
+                        bool redirect, const IpAddr& proxy, uint16_t proxy_port, std::vector<NftChainSpec>* aux) {
+  NftChainSpec c;
+  c.name = std::string(input ? kNftInputChain : kNftOutputChain);
+  c.input = input;
+  const auto entries = hook_entries(p, active, input, redirect, proxy, proxy_port);
+  NftRuleSpec lo = accept_rule({m(input ? NftMatch::Kind::kIifLo : NftMatch::Kind::kOifLo)}, "", false);
+  NftRuleSpec est = accept_rule({m(NftMatch::Kind::kCtEstablished)}, "", false);
+  if (linear) {
+    c.rules = {lo, est};
+    for (const auto& e : entries) c.rules.insert(c.rules.end(), e.linear.begin(), e.linear.end());
+  } else {
+    // Established first: most packets are replies or later packets of a connection.
+    c.rules = {est, lo};
+    dispatch(entries, input, kIpprotoTcp, &c, aux);
+    dispatch(entries, input, kIpprotoUdp, &c, aux);
+    for (const auto& e : entries) {
+      if (!e.tcp && !e.udp) c.rules.insert(c.rules.end(), e.linear.begin(), e.linear.end());
+    }
+    for (const auto& e : entries) {
+      if (e.group == nullptr) continue;
+      NftChainSpec g;
+      g.name = nft_group_chain_name(e.group->name);
+      g.regular = true;
+      g.rules = group_rules_for(*e.group, false);
+      aux->push_back(std::move(g));
+    }
+  }
+  end_rules(p, &c.rules);
+  return c;
 }
 
 std::string v4_text(uint32_t a) { return IpAddr::v4addr(a).str(); }
@@ -236,6 +449,14 @@ std::string nft_name_set_name(std::string_view group, bool v6) {
   return std::string(v6 ? "n6_" : "n4_") + nft_set_group_part(group);
 }
 
+std::string nft_group_chain_name(std::string_view group) { return "g_" + nft_set_group_part(group); }
+
+std::string_view nft_hook_chain_of(std::string_view chain) {
+  if (chain.starts_with("out_") || chain.starts_with("g_e_")) return kNftOutputChain;
+  if (chain.starts_with("in_") || chain.starts_with("g_i_")) return kNftInputChain;
+  return chain;
+}
+
 std::string nft_group_comment(const PortGroup& g) {
   std::string out;
   for (size_t i = 0; i < g.rule_ids.size(); ++i) {
@@ -298,60 +519,18 @@ bool nft_parse_listen(std::string_view s, IpAddr* addr, uint16_t* port) {
   return true;
 }
 
-std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups) {
+namespace {
+
+std::vector<NftChainSpec> chain_specs(const Policy& p, const std::vector<PortGroup>& groups, bool linear) {
   const auto active = nft_active_groups(p, groups);
   std::vector<NftChainSpec> chains;
+  std::vector<NftChainSpec> aux;
   IpAddr proxy;
   uint16_t proxy_port = 53;
   const bool redirect = p.dns_redirect && nft_parse_listen(p.dns_listen, &proxy, &proxy_port);
 
-  NftChainSpec out;
-  out.name = std::string(kNftOutputChain);
-  base_rules(false, &out.rules);
-  if (redirect) {
-    // Redirected DNS reaches the filter with the proxy as destination, on the original oif.
-    out.rules.push_back(accept_rule({nfproto(proxy.v6), addr_eq(proxy, false), m(NftMatch::Kind::kL4protoTcpUdp),
-                                     dports({PortRange{proxy_port, proxy_port}})},
-                                    "dns-proxy"));
-  }
-  if (p.platform_azure) {
-    IpAddr wire = IpAddr::v4addr(kWireServer);
-    out.rules.push_back(accept_rule({nfproto(false), addr_eq(wire, false), m(NftMatch::Kind::kL4protoTcpUdp),
-                                     dports({PortRange{53, 53}})},
-                                    "platform-wireserver-dns"));
-    out.rules.push_back(accept_rule({nfproto(false), addr_eq(wire, false), l4proto(kIpprotoTcp),
-                                     dports({PortRange{80, 80}, PortRange{32526, 32526}})},
-                                    "platform-wireserver"));
-    out.rules.push_back(accept_rule({nfproto(false), addr_eq(IpAddr::v4addr(kImds), false), l4proto(kIpprotoTcp),
-                                     dports({PortRange{80, 80}})},
-                                    "platform-imds"));
-  }
-  const uint16_t dns_port = p.dns_upstream_port;
-  for (bool v6 : {false, true}) {
-    out.rules.push_back(accept_rule({nfproto(v6), addr_in_set(v6, false, std::string(v6 ? kNftDns6Set : kNftDns4Set)),
-                                     m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{dns_port, dns_port}})},
-                                    "dns"));
-  }
-  for (const PortGroup* g : active) {
-    if (g->direction == Direction::kEgress) group_rules_for(*g, &out.rules);
-  }
-  end_rules(p, &out.rules);
-  chains.push_back(std::move(out));
-
-  if (p.inbound_enforce) {
-    NftChainSpec in;
-    in.name = std::string(kNftInputChain);
-    in.input = true;
-    base_rules(true, &in.rules);
-    in.rules.push_back(accept_rule({l4proto(kIpprotoIcmp), icmp_types(false, {kIcmpEchoRequest})}, "ping"));
-    in.rules.push_back(accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, {kIcmp6EchoRequest})},
-                                   "ping"));
-    for (const PortGroup* g : active) {
-      if (g->direction == Direction::kIngress) group_rules_for(*g, &in.rules);
-    }
-    end_rules(p, &in.rules);
-    chains.push_back(std::move(in));
-  }
+  chains.push_back(hook_chain(p, active, false, linear, redirect, proxy, proxy_port, &aux));
+  if (p.inbound_enforce) chains.push_back(hook_chain(p, active, true, linear, redirect, proxy, proxy_port, &aux));
 
   if (redirect) {
     // Every local DNS packet of the proxy's family goes to the proxy, except the proxy's own
@@ -375,7 +554,18 @@ std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<Por
     nat.rules.push_back(std::move(r));
     chains.push_back(std::move(nat));
   }
+  for (auto& c : aux) chains.push_back(std::move(c));
   return chains;
+}
+
+}  // namespace
+
+std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups) {
+  return chain_specs(p, groups, false);
+}
+
+std::vector<NftChainSpec> nft_linear_chain_specs(const Policy& p, const std::vector<PortGroup>& groups) {
+  return chain_specs(p, groups, true);
 }
 
 NftTableSpec nft_table_spec(const Policy& p, const std::vector<PortGroup>& groups) {
@@ -499,6 +689,15 @@ std::string nft_rule_text(const NftRuleSpec& r) {
   switch (r.verdict) {
     case NftVerdict::kNone: break;
     case NftVerdict::kAccept: word("accept"); break;
+    case NftVerdict::kJump: word("jump " + r.target); break;
+    case NftVerdict::kDportVmap: {
+      std::string v = "th dport vmap { ";
+      for (size_t i = 0; i < r.vmap.size(); ++i) {
+        v += (i ? ", " : "") + r.vmap[i].ports.str() + " : jump " + r.vmap[i].chain;
+      }
+      word(v + " }");
+      break;
+    }
     case NftVerdict::kRejectTcpReset: word("reject with tcp reset"); break;
     case NftVerdict::kRejectIcmpx: word("reject with icmpx admin-prohibited"); break;
     case NftVerdict::kDnat:
@@ -522,7 +721,9 @@ std::string render_nft(const Policy& p, const std::vector<PortGroup>& groups) {
   for (size_t i = 0; i < t.chains.size(); ++i) {
     const auto& c = t.chains[i];
     out += "\tchain " + c.name + " {\n";
-    if (c.nat) {
+    if (c.regular) {
+      // no hook: reached by jumps
+    } else if (c.nat) {
       out += "\t\ttype nat hook output priority -100; policy accept;\n";
     } else {
       out += std::string("\t\ttype filter hook ") + (c.input ? "input" : "output") + " priority filter; policy drop;\n";

@@ -42,6 +42,12 @@ inline constexpr size_t kNftGroupNameMax = 200;
 std::string nft_set_group_part(std::string_view group);
 std::string nft_prefix_set_name(std::string_view group, bool v6);
 std::string nft_name_set_name(std::string_view group, bool v6);
+// The regular chain holding a group's rules: "g_" + the group part of its set names.
+std::string nft_group_chain_name(std::string_view group);
+// The hook chain whose dispatch reaches a chain of the table: "output" for the output
+// dispatch chains ("out_...") and egress group chains ("g_e_..."), "input" for "in_..." and
+// "g_i_...", else the name itself. Counters are reported per hook chain and comment.
+std::string_view nft_hook_chain_of(std::string_view chain);
 // The rule comment of a group: its rule ids joined by ',', cut to kNftCommentMax with "+N".
 std::string nft_group_comment(const PortGroup& g);
 // The groups the table programs: enforced ones; ingress ones only with inbound_enforce.
@@ -102,9 +108,18 @@ struct NftMatch {
   uint32_t mark = 0;
 };
 
+// One entry of a port dispatch: th dport in `ports` (lo may be 0) -> jump `chain`.
+struct NftVmapEntry {
+  PortRange ports;
+  std::string chain;
+  friend bool operator==(const NftVmapEntry&, const NftVmapEntry&) = default;
+};
+
 enum class NftVerdict : uint8_t {
   kNone,            // no verdict: the rule only logs (limit + log), evaluation continues
   kAccept,
+  kJump,            // jump `target` (a regular chain; evaluation continues here when it does not decide)
+  kDportVmap,       // th dport vmap { ports : jump chain, ... } (needs meta l4proto tcp|udp before)
   kRejectTcpReset,  // reject with tcp reset (needs meta l4proto tcp before)
   kRejectIcmpx,     // reject with icmpx admin-prohibited
   kDnat,            // dnat ip|ip6 to ADDR:PORT (nat chains)
@@ -120,12 +135,15 @@ struct NftRuleSpec {
   std::string comment;        // "" = none
   IpAddr nat_addr;            // kDnat
   uint16_t nat_port = 0;
+  std::string target;         // kJump
+  std::vector<NftVmapEntry> vmap;  // kDportVmap: sorted, disjoint port ranges
 };
 
 struct NftChainSpec {
   std::string name;
   bool input = false;         // hook input (else output); type filter, priority filter (0), policy drop
   bool nat = false;           // type nat hook output priority -100, policy accept (dns.redirect)
+  bool regular = false;       // no hook: reached only by jumps (dispatch and group chains)
   std::vector<NftRuleSpec> rules;
 };
 // "127.0.0.1:53", "[::1]:53", "::1" (port 53): the DNS proxy's address; false if unparsable.
@@ -133,7 +151,9 @@ bool nft_parse_listen(std::string_view s, IpAddr* addr, uint16_t* port);
 
 struct NftTableSpec {
   std::vector<NftSetSpec> sets;      // in creation order
-  std::vector<NftChainSpec> chains;  // output, input when inbound_enforce, dns_redirect when dns_redirect
+  // output, input when inbound_enforce, dns_redirect when dns_redirect, then the regular
+  // chains: port dispatch chains (out_*, in_*) and group chains (g_*). See docs/nftables.md.
+  std::vector<NftChainSpec> chains;
 };
 
 // The whole table for a policy. The result points into `groups` (NftSetSpec::prefixes):
@@ -141,6 +161,12 @@ struct NftTableSpec {
 NftTableSpec nft_table_spec(const Policy& p, const std::vector<PortGroup>& groups);
 // Only the chains (what depends on base settings and the list of groups).
 std::vector<NftChainSpec> nft_chain_specs(const Policy& p, const std::vector<PortGroup>& groups);
+// The same filter chains in their linear form: every rule in one chain, in order (base
+// rules, then each group's p4/p6/n4/n6 rules with their protocol and port matches, then the
+// end). This is the meaning of the dispatched chains: for every packet, the dispatch reaches
+// the same first matching rule (same verdict, same comment counted). Not programmed; the
+// reference for tests and benchmarks.
+std::vector<NftChainSpec> nft_linear_chain_specs(const Policy& p, const std::vector<PortGroup>& groups);
 
 // Text of the parts, as `nft -f` accepts them.
 std::string nft_rule_text(const NftRuleSpec& r);

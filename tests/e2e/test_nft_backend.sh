@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The nftables backend against the real kernel, inside throwaway network namespaces.
 # Proves: render_nft is accepted by `nft -c -f` and programs exactly what apply programs;
-# apply creates the table; a 1% change sends only the difference; adoption by a new process
+# apply creates the table; a table of the older linear layout is adopted into the port
+# dispatch in one batch; adding or removing a group re-adds only the chains that change;
+# a 1% change sends only the difference; adoption by a new process
 # keeps learned elements; learned elements carry a timeout that expires and renews; a
 # refused element is named in the error; enforcement rejects fast and lets allowed traffic
 # out; flush removes the table (twice is fine); a table of someone else is untouched.
@@ -62,6 +64,17 @@ for item in data:
         elems.append(json.dumps(e, sort_keys=True))
     out[s["name"]] = {"type": s["type"], "flags": sorted(s.get("flags", [])), "elem": sorted(elems)}
 print(json.dumps(out, sort_keys=True))
+'
+}
+
+# `nft list table` with its sets and chains sorted by name: a table changed in place lists
+# the chains it gained last (the kernel keeps creation order), a fresh load in render order.
+canon() {
+  python3 -c '
+import re, sys
+text = sys.stdin.read()
+blocks = re.findall(r"\t(?:set|chain) \S+ \{\n.*?\n\t\}\n", text, re.S)
+print("".join(sorted(blocks)))
 '
 }
 
@@ -132,7 +145,9 @@ in_ns2 nft list table inet amlfw >"$WORK/redir.render"
 in_ns2 nft delete table inet amlfw
 in_ns "$TOOL" apply "$WORK/redir.spec" >/dev/null
 in_ns nft list table inet amlfw >"$WORK/redir.apply"
-check "dns redirect: apply and render_nft list the same table" cmp -s "$WORK/redir.apply" "$WORK/redir.render"
+# (applied over the table of in.spec: the chains it gains are listed last)
+check "dns redirect: apply and render_nft list the same table" \
+  cmp -s <(canon <"$WORK/redir.apply") <(canon <"$WORK/redir.render")
 check "dns redirect: nat chain present" grep -q "type nat hook output priority -100; policy accept;" "$WORK/redir.apply"
 
 # ---- adoption repairs a table of the wrong shape in one batch ------------------------------
@@ -155,6 +170,150 @@ in_ns2 nft -j list table inet amlfw | sets_json >"$WORK/a.sets"
 check "the repaired table holds exactly the policy's sets" cmp -s "$WORK/repaired.sets" "$WORK/a.sets"
 in_ns2 nft delete table inet amlfw
 
+# ---- adoption of the linear layout of an older amlfw (every rule in output/input) ----------
+# The table as amlfw programmed it before the port dispatch (render of in.spec), with a
+# learned address: one batch turns it into the dispatch layout and keeps the learned element.
+in_ns2 nft -f - <<'EOF_OLD'
+table inet amlfw {
+	set dns4 {
+		type ipv4_addr
+		elements = { 192.0.2.53 }
+	}
+
+	set dns6 {
+		type ipv6_addr
+		elements = { 2001:db8::53 }
+	}
+
+	set p4_e_any_1-65535 {
+		type ipv4_addr
+		flags interval
+		elements = { 192.0.2.128/25 }
+	}
+
+	set p6_e_any_1-65535 {
+		type ipv6_addr
+		flags interval
+	}
+
+	set p4_e_tcp_443 {
+		type ipv4_addr
+		flags interval
+		elements = { 198.51.100.7, 203.0.113.0/24 }
+	}
+
+	set p6_e_tcp_443 {
+		type ipv6_addr
+		flags interval
+		elements = { 2001:db8:1::/48 }
+	}
+
+	set n4_e_tcp_443 {
+		type ipv4_addr
+		flags timeout
+		elements = { 203.0.113.200 timeout 5m }
+	}
+
+	set n6_e_tcp_443 {
+		type ipv6_addr
+		flags timeout
+	}
+
+	set p4_e_tcp_80_443_8000-8010 {
+		type ipv4_addr
+		flags interval
+		elements = { 198.51.100.64/26 }
+	}
+
+	set p6_e_tcp_80_443_8000-8010 {
+		type ipv6_addr
+		flags interval
+	}
+
+	set p4_i_tcp_29876-29877 {
+		type ipv4_addr
+		flags interval
+		elements = { 198.51.100.0/28 }
+	}
+
+	set p6_i_tcp_29876-29877 {
+		type ipv6_addr
+		flags interval
+	}
+
+	chain output {
+		type filter hook output priority filter; policy drop;
+		oif "lo" accept
+		ct state established,related accept
+		meta l4proto udp th sport 68 th dport 67 counter accept comment "dhcp"
+		meta nfproto ipv6 meta l4proto udp th sport 546 th dport 547 counter accept comment "dhcpv6"
+		meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter accept comment "icmpv6-nd"
+		meta nfproto ipv4 ip daddr 168.63.129.16 meta l4proto { tcp, udp } th dport 53 counter accept comment "platform-wireserver-dns"
+		meta nfproto ipv4 ip daddr 168.63.129.16 meta l4proto tcp th dport { 80, 32526 } counter accept comment "platform-wireserver"
+		meta nfproto ipv4 ip daddr 169.254.169.254 meta l4proto tcp th dport 80 counter accept comment "platform-imds"
+		meta nfproto ipv4 ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 counter accept comment "dns"
+		meta nfproto ipv6 ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 counter accept comment "dns"
+		meta nfproto ipv4 ip daddr @p4_e_any_1-65535 meta l4proto { tcp, udp } counter accept comment "user-1"
+		meta nfproto ipv6 ip6 daddr @p6_e_any_1-65535 meta l4proto { tcp, udp } counter accept comment "user-1"
+		meta nfproto ipv4 ip daddr @p4_e_tcp_443 meta l4proto tcp th dport 443 counter accept comment "NR2,NR3"
+		meta nfproto ipv6 ip6 daddr @p6_e_tcp_443 meta l4proto tcp th dport 443 counter accept comment "NR2,NR3"
+		meta nfproto ipv4 ip daddr @n4_e_tcp_443 meta l4proto tcp th dport 443 counter accept comment "NR2,NR3"
+		meta nfproto ipv6 ip6 daddr @n6_e_tcp_443 meta l4proto tcp th dport 443 counter accept comment "NR2,NR3"
+		meta nfproto ipv4 ip daddr @p4_e_tcp_80_443_8000-8010 meta l4proto tcp th dport { 80, 443, 8000-8010 } counter accept comment "AR2"
+		meta nfproto ipv6 ip6 daddr @p6_e_tcp_80_443_8000-8010 meta l4proto tcp th dport { 80, 443, 8000-8010 } counter accept comment "AR2"
+		limit rate 10/second log prefix "amlfw deny: " group 4269 snaplen 128
+		meta l4proto tcp counter reject with tcp reset comment "deny"
+		counter reject with icmpx admin-prohibited comment "deny"
+	}
+
+	chain input {
+		type filter hook input priority filter; policy drop;
+		iif "lo" accept
+		ct state established,related accept
+		meta l4proto udp th sport 67 th dport 68 counter accept comment "dhcp"
+		meta nfproto ipv6 meta l4proto udp th sport 547 th dport 546 counter accept comment "dhcpv6"
+		meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter accept comment "icmpv6-nd"
+		meta l4proto icmp icmp type echo-request counter accept comment "ping"
+		meta nfproto ipv6 meta l4proto ipv6-icmp icmpv6 type echo-request counter accept comment "ping"
+		meta nfproto ipv4 ip saddr @p4_i_tcp_29876-29877 meta l4proto tcp th dport 29876-29877 counter accept comment "IN1"
+		meta nfproto ipv6 ip6 saddr @p6_i_tcp_29876-29877 meta l4proto tcp th dport 29876-29877 counter accept comment "IN1"
+		limit rate 10/second log prefix "amlfw deny: " group 4269 snaplen 128
+		meta l4proto tcp counter reject with tcp reset comment "deny"
+		counter reject with icmpx admin-prohibited comment "deny"
+	}
+}
+EOF_OLD
+out="$(in_ns2 "$TOOL" apply "$WORK/in.spec")"
+check "an old-layout table is adopted in one batch" [ "$(field adopted "$out")" = 1 -a "$(field created "$out")" = 0 -a "$(field rewritten "$out")" = 1 ]
+check "... keeping its learned element" bash -c "ip netns exec $NS2 nft list set inet amlfw n4_e_tcp_443 | grep -q '203.0.113.200 timeout'"
+in_ns2 nft delete element inet amlfw n4_e_tcp_443 '{ 203.0.113.200 }'
+in_ns2 nft list table inet amlfw >"$WORK/old.adopted"
+check "... into exactly the table render_nft describes (dispatch and group chains)" cmp -s "$WORK/old.adopted" "$WORK/list.render"
+check "the output chain dispatches on the port" grep -q 'tcp dport vmap { .*443 : jump out_tcp_443' "$WORK/old.adopted"
+
+# ---- adding and removing a group: one batch, only the chains that change -----------------
+rules_of() {  # rules_of FILE CHAIN: rules of a chain in a rendered table
+  awk -v c="$2" '$1 == "chain" && $2 == c { on = 1; next } on && $1 == "}" { exit } on && $1 != "type" { n++ } END { print n + 0 }' "$1"
+}
+{ cat "$WORK/in.spec"; echo "group egress udp 123 ids=NTP"; echo "prefix 192.0.2.0/28"; } >"$WORK/plus.spec"
+"$TOOL" render "$WORK/plus.spec" >"$WORK/plus.nft"
+out="$(in_ns2 "$TOOL" apply "$WORK/in.spec" "$WORK/plus.spec" "$WORK/in.spec" | tail -2)"
+add="$(head -1 <<<"$out")"
+del="$(tail -1 <<<"$out")"
+echo "# add group:    $add"
+echo "# remove group: $del"
+# UDP 123 is also in e_any_1-65535: a dispatch chain out_udp_123 tries both groups.
+want_add=$(( $(rules_of "$WORK/plus.nft" output) + $(rules_of "$WORK/plus.nft" out_udp_123) +
+             $(rules_of "$WORK/plus.nft" g_e_udp_123) ))
+total=$(grep -c '^		[a-z]' "$WORK/plus.nft")
+check "adding a group re-adds only the rules of output, out_udp_123, g_e_udp_123 ($want_add of $total lines)" \
+  [ "$(field rules "$add")" = "$want_add" -a "$(field elements "$add")" = 2 ]
+check "removing it re-adds only the output chain's rules" [ "$(field rules "$del")" = "$(rules_of "$WORK/plus.nft" output)" ]
+in_ns2 nft list table inet amlfw >"$WORK/after.del"
+check "after add and remove the table is the render again" cmp -s "$WORK/after.del" "$WORK/list.render"
+check "the removed group's chain and sets are gone" bash -c "! grep -q 'e_udp_123' $WORK/after.del"
+in_ns2 nft delete table inet amlfw
+
 # ---- a group with many ports: its set names are shortened (the kernel allows 255 bytes) ---
 { cat "$WORK/a.spec"; echo "group egress tcp $(seq -s, 1000 2 1300) ids=LONG"; echo "prefix 192.0.2.77"; } >"$WORK/long.spec"
 out="$(in_ns2 "$TOOL" apply "$WORK/long.spec" 2>&1)" || true
@@ -167,11 +326,13 @@ in_ns2 nft list table inet amlfw >"$WORK/long.render"
 check "... and render_nft names its sets the same" cmp -s "$WORK/long.apply" "$WORK/long.render"
 in_ns2 nft delete table inet amlfw
 
-# ---- a second apply of the same policy sends nothing; toggling inbound rewrites rules ----
+# ---- a second apply of the same policy sends nothing; dropping inbound deletes its chains --
 out="$(in_ns "$TOOL" apply "$WORK/in.spec" "$WORK/in.spec" "$WORK/a.spec" | tail -2)"
 check "re-applying the same policy sends no batch" [ "$(field nothing "$(head -1 <<<"$out")")" = 1 ]
 last="$(tail -1 <<<"$out")"
-check "dropping inbound rewrites the chains in one batch" [ "$(field rewritten "$last")" = 1 ]
+check "dropping inbound is one batch that re-adds no rule (output does not change)" \
+  [ "$(field nothing "$last")" = 0 -a "$(field rules "$last")" = 0 ]
+check "its dispatch and group chains removed" bash -c "! ip netns exec $NS nft list table inet amlfw | grep -Eq 'chain (in_|g_i_)'"
 check "input chain removed" bash -c "! ip netns exec $NS nft list chain inet amlfw input >/dev/null 2>&1"
 check "ingress sets removed" bash -c "! ip netns exec $NS nft list set inet amlfw p4_i_tcp_29876-29877 >/dev/null 2>&1"
 
@@ -242,6 +403,9 @@ check "a denied connection is refused fast (${r}, ${ms} ms)" [ "$r" = refused -a
 check "an allowed destination is not rejected (SYN leaves)" [ "$(connect 203.0.113.9 443)" = timeout ]
 check "a learned address is allowed" [ "$(connect 203.0.113.200 443)" = timeout ]
 check "deny counter counted" bash -c "ip netns exec $NS nft list chain inet amlfw output | grep -Eq 'counter packets [1-9][0-9]* bytes [0-9]+ reject with tcp reset'"
+check "a port the dispatch sends to the all-ports group is allowed" [ "$(connect 192.0.2.200 9999)" = timeout ]
+check "the same port to an address outside it is refused" [ "$(connect 203.0.113.9 9999)" = refused ]
+check "a group's counter is read back under the output chain" bash -c "ip netns exec $NS $TOOL dump | grep -Eq '^rule output \"NR2,NR3\" packets=[1-9]'"
 in_ns "$TOOL" apply "$WORK/audit.spec" >/dev/null
 check "audit mode lets a denied destination out" [ "$(connect 203.0.113.9 444)" = timeout ]
 

@@ -365,6 +365,94 @@ TEST(NftBatchRoundTrip, CtStateAndRejectMatchNftBytecode) {
   EXPECT_EQ(expr_names(r2.get()), (std::vector<std::string>{"counter", "reject"}));
 }
 
+TEST(NftBatchRoundTrip, PortDispatchIsAVerdictMapAndJumps) {
+  NftBatch b(1);
+  NftChainSpec g;
+  g.name = "g_e_tcp_443";
+  g.regular = true;
+  b.add_chain(g);
+  NftRuleSpec vmap;
+  NftMatch l4;
+  l4.kind = NftMatch::Kind::kL4proto;
+  l4.value = kIpprotoTcp;
+  vmap.matches = {l4};
+  vmap.verdict = NftVerdict::kDportVmap;
+  vmap.vmap = {{PortRange{0, 52}, "g_all"}, {PortRange{443, 443}, "out_tcp_443"}, {PortRange{444, 65535}, "g_all"}};
+  b.add_rule("output", vmap);
+  NftRuleSpec jump;
+  jump.verdict = NftVerdict::kJump;
+  jump.target = "g_e_tcp_443";
+  b.add_rule("out_tcp_443", jump);
+  b.finish();
+  expect_pages_hold_messages(b);
+  const auto& m = b.messages();
+  ASSERT_EQ(m.size(), 5u);  // chain, map, its elements, vmap rule, jump rule
+  {  // a regular chain: no hook, type, priority or policy
+    NftnlChain c(nftnl_chain_alloc());
+    ASSERT_GE(nftnl_chain_nlmsg_parse(m[0].nlh, c.get()), 0);
+    EXPECT_STREQ(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME), "g_e_tcp_443");
+    EXPECT_FALSE(nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM));
+    EXPECT_FALSE(nftnl_chain_is_set(c.get(), NFTNL_CHAIN_POLICY));
+    EXPECT_FALSE(nftnl_chain_is_set(c.get(), NFTNL_CHAIN_TYPE));
+  }
+  NftnlSet s(nftnl_set_alloc());
+  ASSERT_GE(nftnl_set_nlmsg_parse(m[1].nlh, s.get()), 0);
+  EXPECT_STREQ(nftnl_set_get_str(s.get(), NFTNL_SET_NAME), kNftAnonMapName);
+  EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS),
+            uint32_t{NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL | NFT_SET_MAP});
+  EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_TYPE), kNftTypeInetService);
+  EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DATA_TYPE), uint32_t{NFT_DATA_VERDICT});
+  {  // 0 -> g_all, 53 end, 443 -> out_tcp_443, 444 -> g_all (no end: top of the space)
+    std::vector<char> copy = as_dumped(m[2].nlh);
+    NftnlSet e(nftnl_set_alloc());
+    ASSERT_GE(nftnl_set_elems_nlmsg_parse(reinterpret_cast<const nlmsghdr*>(copy.data()), e.get()), 0);
+    std::vector<std::string> got;
+    nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(e.get());
+    for (nftnl_set_elem* x = nftnl_set_elems_iter_next(it); x; x = nftnl_set_elems_iter_next(it)) {
+      uint32_t len = 0;
+      const auto* k = static_cast<const uint8_t*>(nftnl_set_elem_get(x, NFTNL_SET_ELEM_KEY, &len));
+      std::string one = std::to_string((k[0] << 8) | k[1]);
+      if (nftnl_set_elem_is_set(x, NFTNL_SET_ELEM_FLAGS) &&
+          (nftnl_set_elem_get_u32(x, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END)) {
+        one += " end";
+      }
+      if (nftnl_set_elem_is_set(x, NFTNL_SET_ELEM_CHAIN)) {
+        EXPECT_EQ(nftnl_set_elem_get_u32(x, NFTNL_SET_ELEM_VERDICT), static_cast<uint32_t>(NFT_JUMP));
+        one += std::string(" jump ") + nftnl_set_elem_get_str(x, NFTNL_SET_ELEM_CHAIN);
+      }
+      got.push_back(one);
+    }
+    nftnl_set_elems_iter_destroy(it);
+    EXPECT_EQ(got, (std::vector<std::string>{"0 jump g_all", "53 end", "443 jump out_tcp_443", "444 jump g_all"}));
+  }
+  {  // nft: [ meta load l4proto ] [ cmp eq 6 ] [ payload load 2b @ transport + 2 ] [ lookup ... dreg 0 ]
+    NftnlRule r(nftnl_rule_alloc());
+    ASSERT_GE(nftnl_rule_nlmsg_parse(m[3].nlh, r.get()), 0);
+    EXPECT_EQ(expr_names(r.get()), (std::vector<std::string>{"meta", "cmp", "payload", "lookup"}));
+    nftnl_expr_iter* it = nftnl_expr_iter_create(r.get());
+    nftnl_expr* x = nullptr;
+    for (int k = 0; k < 4; ++k) x = nftnl_expr_iter_next(it);
+    EXPECT_EQ(nftnl_expr_get_u32(x, NFTNL_EXPR_LOOKUP_DREG), uint32_t{NFT_REG_VERDICT});
+    EXPECT_STREQ(nftnl_expr_get_str(x, NFTNL_EXPR_LOOKUP_SET), kNftAnonMapName);
+    EXPECT_EQ(nftnl_expr_get_u32(x, NFTNL_EXPR_LOOKUP_SET_ID), nftnl_set_get_u32(s.get(), NFTNL_SET_ID));
+    nftnl_expr_iter_destroy(it);
+  }
+  {  // jump g_e_tcp_443: [ immediate reg 0 jump -> g_e_tcp_443 ]
+    NftnlRule r(nftnl_rule_alloc());
+    ASSERT_GE(nftnl_rule_nlmsg_parse(m[4].nlh, r.get()), 0);
+    EXPECT_STREQ(nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN), "out_tcp_443");
+    ASSERT_EQ(expr_names(r.get()), (std::vector<std::string>{"immediate"}));
+    nftnl_expr_iter* it = nftnl_expr_iter_create(r.get());
+    nftnl_expr* x = nftnl_expr_iter_next(it);
+    EXPECT_EQ(nftnl_expr_get_u32(x, NFTNL_EXPR_IMM_VERDICT), static_cast<uint32_t>(NFT_JUMP));
+    EXPECT_STREQ(nftnl_expr_get_str(x, NFTNL_EXPR_IMM_CHAIN), "g_e_tcp_443");
+    nftnl_expr_iter_destroy(it);
+  }
+  EXPECT_EQ(nft_rule_text(vmap), "meta l4proto tcp th dport vmap { 0-52 : jump g_all, 443 : jump out_tcp_443, "
+                                 "444-65535 : jump g_all }");
+  EXPECT_EQ(nft_rule_text(jump), "jump g_e_tcp_443");
+}
+
 TEST(NftBatchPaging, HundredThousandPrefixesSplitIntoPagesAndParseBack) {
   std::vector<Range4> ranges;
   for (uint32_t i = 0; i < 100000; ++i) {

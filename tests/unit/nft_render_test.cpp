@@ -51,23 +51,45 @@ TEST(RenderNft, EgressTableWithSetsRulesAndEnd) {
   EXPECT_TRUE(has_line(t, "\ttype filter hook output priority filter; policy drop;"));
   EXPECT_TRUE(has_line(t, "\toif \"lo\" accept"));
   EXPECT_TRUE(has_line(t, "\tct state established,related accept"));
-  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @p4_e_tcp_443 meta l4proto tcp th dport 443 counter accept "
-                          "comment \"NR2,NR3\""));
-  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv6 ip6 daddr @n6_e_tcp_443 meta l4proto tcp th dport 443 counter accept "
-                          "comment \"NR2,NR3\""));
-  // All ports: no dport match; any: tcp and udp.
-  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @p4_e_any_1-65535 meta l4proto { tcp, udp } counter accept "
-                          "comment \"user-1\""));
-  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 counter accept "
-                          "comment \"dns\""));
+  // The output chain dispatches on protocol and port; the group chains hold the lookups.
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto tcp th dport vmap { 0-52 : jump g_e_any_1-65535, 53 : jump out_tcp_53, "
+                          "54-79 : jump g_e_any_1-65535, 80 : jump out_tcp_80, 81-442 : jump g_e_any_1-65535, "
+                          "443 : jump out_tcp_443, 444-32525 : jump g_e_any_1-65535, 32526 : jump out_tcp_32526, "
+                          "32527-65535 : jump g_e_any_1-65535 }"));
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto udp th dport vmap { 0-52 : jump g_e_any_1-65535, 53 : jump out_udp_53, "
+                          "54-66 : jump g_e_any_1-65535, 67 : jump out_udp_67, 68-546 : jump g_e_any_1-65535, "
+                          "547 : jump out_udp_547, 548-65535 : jump g_e_any_1-65535 }"));
+  EXPECT_NE(t.find("\tchain out_tcp_443 {\n\t\tjump g_e_any_1-65535\n\t\tjump g_e_tcp_443\n\t}\n"), std::string::npos);
+  EXPECT_NE(t.find("\tchain g_e_tcp_443 {\n"
+                   "\t\tmeta nfproto ipv4 ip daddr @p4_e_tcp_443 counter accept comment \"NR2,NR3\"\n"
+                   "\t\tmeta nfproto ipv4 ip daddr @n4_e_tcp_443 counter accept comment \"NR2,NR3\"\n"
+                   "\t\tmeta nfproto ipv6 ip6 daddr @p6_e_tcp_443 counter accept comment \"NR2,NR3\"\n"
+                   "\t\tmeta nfproto ipv6 ip6 daddr @n6_e_tcp_443 counter accept comment \"NR2,NR3\"\n\t}\n"),
+            std::string::npos);
+  // All ports, any protocol: port 0 too, TCP and UDP.
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip daddr @p4_e_any_1-65535 counter accept comment \"user-1\""));
+  // Base rules keep their own matches inside the dispatch chains, before the groups.
+  EXPECT_NE(t.find("\tchain out_udp_53 {\n"
+                   "\t\tmeta nfproto ipv4 ip daddr 168.63.129.16 meta l4proto { tcp, udp } th dport 53 counter accept "
+                   "comment \"platform-wireserver-dns\"\n"
+                   "\t\tmeta nfproto ipv4 ip daddr @dns4 meta l4proto { tcp, udp } th dport 53 counter accept "
+                   "comment \"dns\"\n"
+                   "\t\tmeta nfproto ipv6 ip6 daddr @dns6 meta l4proto { tcp, udp } th dport 53 counter accept "
+                   "comment \"dns\"\n"
+                   "\t\tjump g_e_any_1-65535\n\t}\n"),
+            std::string::npos);
   EXPECT_TRUE(has_line(t, "\tlimit rate 10/second log prefix \"amlfw deny: \" group 4269 snaplen 128"));
   EXPECT_TRUE(has_line(t, "\tmeta l4proto tcp counter reject with tcp reset comment \"deny\""));
   EXPECT_TRUE(has_line(t, "\tcounter reject with icmpx admin-prohibited comment \"deny\""));
   EXPECT_NE(t.find("168.63.129.16"), std::string::npos);
   EXPECT_EQ(t.find("chain input"), std::string::npos);  // inbound not enforced
-  // Order: base rules, then groups, then the end.
-  EXPECT_LT(t.find("ct state"), t.find("@p4_e_tcp_443"));
-  EXPECT_LT(t.find("@p4_e_tcp_443 meta"), t.find("limit rate"));
+  // Order in the output chain: established, loopback, the dispatch, ICMPv6 ND, the end.
+  EXPECT_NE(t.find("\tchain output {\n\t\ttype filter hook output priority filter; policy drop;\n"
+                   "\t\tct state established,related accept\n\t\toif \"lo\" accept\n\t\tmeta l4proto tcp th dport vmap"),
+            std::string::npos);
+  EXPECT_LT(t.find("udp th dport vmap"), t.find("comment \"icmpv6-nd\""));
+  EXPECT_LT(t.find("comment \"icmpv6-nd\""), t.find("limit rate"));
+  EXPECT_LT(t.find("limit rate"), t.find("chain out_tcp_53"));  // hook chains first, then the regular ones
 }
 
 TEST(RenderNft, AuditModeLogsAndAccepts) {
@@ -93,8 +115,9 @@ TEST(RenderNft, InboundChainOnlyWhenEnforced) {
   EXPECT_NE(t.find("chain input {"), std::string::npos);
   EXPECT_TRUE(has_line(t, "\ttype filter hook input priority filter; policy drop;"));
   EXPECT_TRUE(has_line(t, "\tiif \"lo\" accept"));
-  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip saddr @p4_i_tcp_29876-29877 meta l4proto tcp th dport 29876-29877 "
-                          "counter accept comment \"IN1\""));
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto tcp th dport vmap { 29876-29877 : jump g_i_tcp_29876-29877 }"));
+  EXPECT_TRUE(has_line(t, "\tmeta l4proto udp th dport vmap { 68 : jump in_udp_68, 546 : jump in_udp_546 }"));
+  EXPECT_TRUE(has_line(t, "\tmeta nfproto ipv4 ip saddr @p4_i_tcp_29876-29877 counter accept comment \"IN1\""));
   EXPECT_TRUE(has_line(t, "\tmeta l4proto icmp icmp type echo-request counter accept comment \"ping\""));
 }
 
@@ -144,8 +167,11 @@ TEST(RenderNft, SpecPointsIntoGroupsAndListsSetsInOrder) {
                                              "n6_e_tcp_443"}));
   EXPECT_EQ(t.sets[2].prefixes, &groups[0].prefixes);
   EXPECT_EQ(t.sets[0].addrs, (std::vector<IpAddr>{*IpAddr::parse("192.0.2.53")}));
-  ASSERT_EQ(t.chains.size(), 1u);
-  EXPECT_EQ(t.chains[0].name, "output");
+  std::vector<std::string> chains;
+  for (const auto& c : t.chains) chains.push_back(c.name + (c.regular ? "" : "*"));
+  // Hook chains first, then the dispatch chains (TCP, UDP), then the group chains.
+  EXPECT_EQ(chains, (std::vector<std::string>{"output*", "out_tcp_53", "out_tcp_80", "out_tcp_32526", "out_udp_53",
+                                              "out_udp_67", "out_udp_547", "g_e_tcp_443"}));
 }
 
 }  // namespace
