@@ -19,16 +19,10 @@ std::string rules_text(const std::vector<std::string>& ids) {
   return s;
 }
 
-std::string ports_text(const std::vector<PortRange>& ports) {
-  std::string s;
-  for (const auto& r : ports) s += (s.empty() ? "" : ",") + (r.all() ? std::string("*") : r.str());
-  return s;
-}
-
 std::string endpoint_text(const CheckTarget& t) {
   if (!t.probe) {
     const std::string what = t.host.empty() ? t.pattern : t.host;
-    return what + ":" + (t.rule_ports.empty() ? std::to_string(t.port) : ports_text(t.rule_ports)) +
+    return what + ":" + (t.rule_ports.empty() ? std::to_string(t.port) : ports_text(t.rule_ports, "*")) +
            (t.proto == Proto::kUdp ? "/udp" : "");
   }
   if (!t.host.empty()) return t.host + ":" + std::to_string(t.port);

@@ -36,19 +36,6 @@ std::string iso_time(int64_t unix_s) {
   return buf;
 }
 
-std::string ports_text(const std::vector<PortRange>& ports) {
-  std::string s;
-  for (const auto& r : ports) {
-    if (!s.empty()) s += ",";
-    s += r.all() ? std::string("any port") : r.str();
-  }
-  return s;
-}
-
-std::string proto_text(Proto p) {
-  return p == Proto::kTcp ? "TCP" : p == Proto::kUdp ? "UDP" : "TCP/UDP";
-}
-
 size_t range_count(const Policy& p) {
   size_t n = 0;
   for (const auto& r : p.rules) n += r.prefixes.v4().size() + r.prefixes.v6().size();

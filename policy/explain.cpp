@@ -10,24 +10,6 @@ namespace {
 
 bool proto_matches(Proto rule, Proto want) { return rule == Proto::kAny || rule == want; }
 
-std::string ports_text(const std::vector<PortRange>& ports) {
-  std::string s;
-  for (const auto& r : ports) {
-    if (!s.empty()) s += ",";
-    s += r.all() ? std::string("any port") : r.str();
-  }
-  return s;
-}
-
-std::string proto_text(Proto p) {
-  switch (p) {
-    case Proto::kTcp: return "TCP";
-    case Proto::kUdp: return "UDP";
-    case Proto::kAny: return "TCP/UDP";
-  }
-  return "?";
-}
-
 std::string describe(const Rule& r) {
   std::string s = r.id + " (" + r.why;
   if (!r.section.empty()) s += "; " + r.section;

@@ -406,6 +406,24 @@ std::vector<PortRange> normalize_ports(std::vector<PortRange> ports) {
   return out;
 }
 
+std::string ports_text(const std::vector<PortRange>& ports, std::string_view all) {
+  std::string s;
+  for (const auto& r : ports) {
+    if (!s.empty()) s += ",";
+    s += r.all() ? std::string(all) : r.str();
+  }
+  return s;
+}
+
+std::string proto_text(Proto p) {
+  switch (p) {
+    case Proto::kTcp: return "TCP";
+    case Proto::kUdp: return "UDP";
+    case Proto::kAny: return "TCP/UDP";
+  }
+  return "?";
+}
+
 bool ports_contain(const std::vector<PortRange>& ports, uint16_t port) {
   return std::any_of(ports.begin(), ports.end(),
                      [port](const PortRange& r) { return r.contains(port); });

@@ -121,6 +121,10 @@ Result<PortRange> parse_port_range(std::string_view s);
 // Sorts and merges overlapping/adjacent ranges.
 std::vector<PortRange> normalize_ports(std::vector<PortRange> ports);
 bool ports_contain(const std::vector<PortRange>& ports, uint16_t port);
+// For people: "443,8000-8010", `all` for a range of every port ("any port" in sentences,
+// "*" in tables); "TCP", "UDP", "TCP/UDP".
+std::string ports_text(const std::vector<PortRange>& ports, std::string_view all = "any port");
+std::string proto_text(Proto p);
 
 // Special-use ranges that DNS answers must not teach (SPEC guarantee 6, rebinding).
 bool is_special_use(const IpAddr& a);

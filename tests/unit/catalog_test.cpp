@@ -267,7 +267,7 @@ const Catalog& builtin(const std::string& rev) {
   return c.ok() ? **c : kEmpty;
 }
 
-std::string ports_text(const std::vector<PortRange>& ports) {
+std::string port_list(const std::vector<PortRange>& ports) {
   std::string out;
   for (const auto& p : ports) out += (out.empty() ? "" : ",") + p.str();
   return out;
@@ -310,7 +310,7 @@ void check_revision(const std::string& rev, const std::vector<Want>& want) {
       SCOPED_TRACE(std::string("row ") + w.id);
       EXPECT_EQ(to_string(r.direction), w.direction);
       EXPECT_EQ(to_string(r.proto), w.proto);
-      EXPECT_EQ(ports_text(r.ports), w.ports);
+      EXPECT_EQ(port_list(r.ports), w.ports);
       EXPECT_EQ(r.when.text(), w.when);
       if (w.tag != nullptr) {
         EXPECT_EQ(r.service_tag, w.tag);
