@@ -12,49 +12,11 @@ topo_up
 STATE="$E2E_TMP/state"
 norm_table() { amlfw_table | sed -E 's/ timeout [0-9hmsd]+//g'; }
 
-# write_learned FILE N: a learned.state of N addresses 2001:db8:aa::<i> for h<i>.anaconda.com,
-# valid 10 more minutes, in the documented format (docs/operations.md).
-write_learned() {
-  "$E2E_PY" - "$1" "$2" <<'EOF'
-import ipaddress, os, struct, sys, time
-def crc32c(data, table=[]):
-    if not table:
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            table.append(c)
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-path, n = sys.argv[1], int(sys.argv[2])
-now = int(time.time())
-out = [struct.pack("<qI", now, n)]
-for i in range(n):
-    a = int(ipaddress.IPv6Address("2001:db8:aa::%x" % i))
-    name = b"h%d.anaconda.com" % i
-    out.append(b"\x06" + struct.pack("<QQ", a & (2**64 - 1), a >> 64) + struct.pack("<I", len(name)) + name +
-               struct.pack("<q", now + 600))
-payload = b"".join(out)
-head = b"AMLFWST\0" + struct.pack("<IIQII", 1, 2, len(payload), crc32c(payload), 0)
-with open(path + ".tmp", "wb") as f:
-    f.write(head + payload)
-os.rename(path + ".tmp", path)
-EOF
-}
+# write_learned FILE N: a learned.state of N addresses (tests/e2e/write_learned.py).
+write_learned() { "$E2E_PY" "$(dirname "${BASH_SOURCE[0]}")/write_learned.py" "$1" "$2"; }
 
 section "100k prefixes + 1000 learned addresses: restore time"
-"$E2E_PY" - "$E2E_TAGS" "$E2E_TMP/big.json" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1]))
-for v in d["values"]:
-    if v["name"] == "AzureMachineLearning":
-        # 100000 /32s, never adjacent: 100000 ranges after merging.
-        v["properties"]["addressPrefixes"] += ["10.%d.%d.%d/32" % ((2 * i) >> 16, ((2 * i) >> 8) & 255, (2 * i) & 255)
-                                               for i in range(100000)]
-json.dump(d, open(sys.argv[2], "w"))
-EOF
+"$E2E_PY" "$(dirname "${BASH_SOURCE[0]}")/widen_tags.py" "$E2E_TAGS" "$E2E_TMP/big.json" 100000
 sed -e "s#$E2E_TAGS#$E2E_TMP/big.json#" -e "s#$STATE#$E2E_TMP/bigstate#" "$E2E_CONFIG" >"$E2E_TMP/big.toml"
 expect_rc 0 "amlfw apply of the big policy" hx "$AMLFW" apply --config "$E2E_TMP/big.toml"
 expect_true "policy.state written" test -s "$E2E_TMP/bigstate/policy.state"
