@@ -126,6 +126,8 @@ e2e_init() {
       for t in bpftool nsenter; do
         command -v "$t" >/dev/null 2>&1 || e2e_skip "'$t' is not installed (sudo make deps)"
       done
+      E2E_CG2=$(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' /proc/self/mountinfo | head -n 1)
+      [ -n "$E2E_CG2" ] || e2e_skip "no cgroup2 file system is mounted (the eBPF backend needs cgroup v2)"
     fi
   fi
   command -v "$E2E_PY" >/dev/null 2>&1 || e2e_skip "python3 is not installed"
@@ -202,8 +204,7 @@ e2e_cleanup() {
 
 # The eBPF backend's test cgroup and pin directory (AMLFW_E2E_BACKEND=ebpf).
 e2e_ebpf_init() {
-  E2E_CG2=$(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' /proc/self/mountinfo | head -n 1)
-  [ -n "$E2E_CG2" ] || e2e_skip "no cgroup2 file system is mounted (the eBPF backend needs cgroup v2)"
+  local cg pid
   E2E_EBPF_TOOL=${AMLFW_EBPF_TOOL:-$(dirname "$AMLFW")/tests/ebpf_tool}
   if [ ! -x "$E2E_EBPF_TOOL" ]; then
     echo "e2e: ebpf_tool not found at $E2E_EBPF_TOOL (build the ebpf_tool target, or set AMLFW_EBPF_TOOL)" >&2
@@ -212,6 +213,15 @@ e2e_ebpf_init() {
   E2E_BPFFS_WAS_MOUNTED=0
   [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] && E2E_BPFFS_WAS_MOUNTED=1
   E2E_REAL_PINS_BEFORE=$(ls /sys/fs/bpf/amlfw 2>/dev/null | sort | tr '\n' ' ')
+  # Leftovers of a killed run (kill -9 skips traps): its pins and its empty cgroup.
+  for cg in "$E2E_CG2"/amlfw-e2e-[0-9]*; do
+    [ -d "$cg" ] || continue
+    pid=${cg##*-}
+    kill -0 "$pid" 2>/dev/null && continue
+    [ -n "$(cat "$cg/cgroup.procs" 2>/dev/null)" ] && continue
+    [ -d "/sys/fs/bpf/amlfw-e2e-$pid" ] && "$E2E_EBPF_TOOL" flush --pin-dir "/sys/fs/bpf/amlfw-e2e-$pid" >/dev/null 2>&1
+    rmdir "$cg" 2>/dev/null
+  done
   E2E_CG="$E2E_CG2/amlfw-e2e-$$"
   E2E_PIN="/sys/fs/bpf/amlfw-e2e-$$"
   mkdir "$E2E_CG" || { echo "e2e: cannot create the test cgroup $E2E_CG" >&2; E2E_CG=""; exit 1; }
