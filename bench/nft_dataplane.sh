@@ -2,10 +2,20 @@
 # SPDX-License-Identifier: MIT
 # Data plane cost of the nftables backend: TCP connect rate and iperf3 throughput between two
 # network namespaces, with the full real policy loaded (2021-10, every feature on, the real
-# public service-tags file, inbound enforced) against no filter, in the same run. Rounds
-# alternate no filter / amlfw so that drift of a busy machine hits both alike.
+# public service-tags file, inbound enforced) against no filter, in the same run; plus the
+# cost of a connection's first packet alone (nft_syn_bench: the same SYN again and again,
+# each one `ct state new`, to a veth peer that drops it).
 #
-#   sudo bash bench/nft_dataplane.sh BUILD_DIR [SECONDS] [ROUNDS]
+# Variants, measured in interleaved rounds (the order rotates each round, so that the drift
+# of a busy machine hits all alike; medians are reported):
+#   none      no table at all (no conntrack either)
+#   conntrack a table with only `ct state established,related accept` in output and input,
+#             policy accept: what conntrack alone costs (every stateful filter pays it)
+#   amlfw     `amlfw apply` of BUILD_DIR/amlfw
+#   baseline  `amlfw apply` of AMLFW_BASELINE (an older amlfw binary), when set: before/after
+#             in the same run
+#
+#   sudo [AMLFW_BASELINE=/path/to/old/amlfw] bash bench/nft_dataplane.sh BUILD_DIR [SECONDS] [ROUNDS]
 set -u
 BUILD=${1:?usage: bench/nft_dataplane.sh BUILD_DIR [SECONDS] [ROUNDS]}
 SECS=${2:-3}
@@ -14,9 +24,14 @@ case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 TAGS=$(cd "$HERE/../../shared/data/servicetags" 2>/dev/null && ls "$PWD"/ServiceTags_Public_*.json | head -n 1)
 BENCH="$BUILD/bench/ebpf_connect_bench"
+SYN="$BUILD/bench/nft_syn_bench"
 AMLFW="$BUILD/amlfw"
-for f in "$BENCH" "$AMLFW"; do [ -x "$f" ] || { echo "missing $f (build it)" >&2; exit 1; }; done
+BASELINE=${AMLFW_BASELINE:-}
+for f in "$BENCH" "$SYN" "$AMLFW" ${BASELINE:+"$BASELINE"}; do
+  [ -x "$f" ] || { echo "missing $f (build it)" >&2; exit 1; }
+done
 command -v iperf3 >/dev/null || { echo "iperf3 missing (make deps)" >&2; exit 1; }
+command -v nft >/dev/null || { echo "nft missing (the conntrack-only variant is loaded with it)" >&2; exit 1; }
 [ -f "$TAGS" ] || { echo "no service-tags file under ../shared/data/servicetags" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 1; }
 
@@ -42,6 +57,13 @@ ip -n "$H" link set veth0 up
 ip -n "$I" link set veth0 up
 ip -n "$H" route add default via 192.0.2.2
 ip -n "$I" route add local 203.0.113.0/24 dev lo
+# First-packet probe: 203.0.113.200 (same allow rule as the endpoint) goes out of d0 to a
+# MAC nobody has; the peer d1 drops it.
+ip -n "$H" link add d0 type veth peer name d1
+ip -n "$H" link set d1 up
+ip -n "$H" link set d0 up
+ip -n "$H" route add 203.0.113.200/32 dev d0 src 192.0.2.1
+ip -n "$H" neigh add 203.0.113.200 lladdr 02:00:00:00:00:01 dev d0 nud permanent
 ip netns exec "$H" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
 ip netns exec "$I" sysctl -qw net.ipv4.tcp_max_syn_backlog=8192 net.core.somaxconn=8192
 
@@ -82,25 +104,56 @@ ports = ["443", "8443"]
 proto = "tcp"
 why = "benchmark endpoint"
 EOT
+cat >"$TMP/conntrack.nft" <<'EOT'
+table inet amlfw_bench_ct {
+  chain output { type filter hook output priority filter; policy accept; ct state established,related accept; }
+  chain input { type filter hook input priority filter; policy accept; ct state established,related accept; }
+}
+EOT
 
 connect_rate() { ip netns exec "$H" "$BENCH" connect 203.0.113.10 443 "$SECS" | sed -nE 's/.* rate=([0-9]+).*/\1/p'; }
 throughput() {
   ip netns exec "$H" iperf3 -c 203.0.113.10 -p 8443 -t "$SECS" -J 2>/dev/null |
     python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))'
 }
-on() { ip netns exec "$H" "$AMLFW" apply --config "$TMP/amlfw.toml" >/dev/null 2>&1 || { echo "apply failed" >&2; exit 1; }; }
-off() { ip netns exec "$H" "$AMLFW" flush >/dev/null 2>&1; }
+syn_ns() { ip netns exec "$H" "$SYN" 203.0.113.200 443 1 | sed -nE 's/.*ns_per_packet=([0-9]+).*/\1/p'; }
+clear_all() {
+  ip netns exec "$H" "$AMLFW" flush >/dev/null 2>&1
+  ip netns exec "$H" nft delete table inet amlfw_bench_ct 2>/dev/null
+}
+use() {  # use VARIANT: load it (from an empty ruleset)
+  clear_all
+  case "$1" in
+    none) ;;
+    conntrack) ip netns exec "$H" nft -f "$TMP/conntrack.nft" || { echo "loading the conntrack table failed" >&2; exit 1; } ;;
+    amlfw) ip netns exec "$H" "$AMLFW" apply --config "$TMP/amlfw.toml" >/dev/null 2>&1 || { echo "apply failed" >&2; exit 1; } ;;
+    baseline) ip netns exec "$H" "$BASELINE" apply --config "$TMP/amlfw.toml" >/dev/null 2>&1 || { echo "baseline apply failed" >&2; exit 1; } ;;
+  esac
+}
 
-c_off=(); c_on=(); t_off=(); t_on=()
+VARIANTS=(none conntrack amlfw)
+[ -n "$BASELINE" ] && VARIANTS+=(baseline)
+declare -A C T S
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 0; r < ROUNDS; r++)); do
-  off; c_off+=("$(connect_rate)"); t_off+=("$(throughput)")
-  on;  c_on+=("$(connect_rate)");  t_on+=("$(throughput)")
+  for ((k = 0; k < ${#VARIANTS[@]}; k++)); do
+    v=${VARIANTS[$(((k + r) % ${#VARIANTS[@]}))]}
+    use "$v"
+    C[$v]+="$(connect_rate) "
+    T[$v]+="$(throughput) "
+    S[$v]+="$(syn_ns) "
+  done
 done
-off
+clear_all
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 med() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
-mc0=$(med "${c_off[@]}"); mc1=$(med "${c_on[@]}"); mt0=$(med "${t_off[@]}"); mt1=$(med "${t_on[@]}")
-echo "# nftables data plane, $ROUNDS alternating rounds of ${SECS}s (medians); kernel $(uname -r), $(nproc) CPUs"
-printf '%-30s %12s %12s %8s\n' "" "no filter" "amlfw nft" "ratio"
-printf '%-30s %10s/s %10s/s %7s%%\n' "TCP connect rate" "$mc0" "$mc1" "$((100 * mc1 / mc0))"
-printf '%-30s %7s Mbit/s %5s Mbit/s %7s%%\n' "iperf3 throughput" "$mt0" "$mt1" "$((100 * mt1 / mt0))"
-echo "# connect rates: ${c_off[*]} | ${c_on[*]}; throughput: ${t_off[*]} | ${t_on[*]}"
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
+echo "# nftables data plane: $ROUNDS interleaved rounds of ${SECS}s (medians); kernel $(uname -r), $(nproc) CPUs"
+echo "# load average at start $load0, at end $load1"
+printf '%-10s %14s %7s %16s %7s %14s %12s\n' "" "connect/s" "ratio" "iperf3 Mbit/s" "ratio" "first SYN ns" "over none"
+c0=$(med ${C[none]}); t0=$(med ${T[none]}); s0=$(med ${S[none]})
+for v in "${VARIANTS[@]}"; do
+  c=$(med ${C[$v]}); t=$(med ${T[$v]}); s=$(med ${S[$v]})
+  printf '%-10s %14s %6s%% %16s %6s%% %14s %12s\n' "$v" "$c" "$(pct "$c" "$c0")" "$t" "$(pct "$t" "$t0")" "$s" "$((s - s0))"
+done
+for v in "${VARIANTS[@]}"; do echo "# $v: connect ${C[$v]}| iperf3 ${T[$v]}| syn ns ${S[$v]}"; done
