@@ -133,6 +133,8 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
       cs.regular = !cd.base;
       cs.input = cd.base && cd.hooknum == NF_INET_LOCAL_IN;
       cs.nat = cd.base && cd.type == "nat";
+      cs.forward = cd.base && cd.hooknum == NF_INET_FORWARD;
+      cs.prerouting = cd.base && cd.hooknum == NF_INET_PRE_ROUTING;
       cur.chains[cd.name] = cs;
       unknown_chains.insert(cd.name);
       // Kept (flushed) only when it is the chain we would create under that name: a regular
@@ -143,8 +145,9 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
         if (c.regular) {
           ok = !cd.base;
         } else {
-          ok = cd.base && cd.type == (c.nat ? "nat" : "filter") && cd.prio == (c.nat ? kNftNatPriority : 0) &&
-               cd.hooknum == static_cast<uint32_t>(c.input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
+          ok = cd.base && cd.type == nft_chain_type(c) && cd.prio == nft_chain_priority(c) &&
+               cd.hooknum == nft_chain_hook(c) &&
+               cd.policy == static_cast<uint32_t>(nft_chain_policy_accept(c) ? NF_ACCEPT : NF_DROP);
         }
       }
       if (!ok) bad_chains.insert(cd.name);
@@ -156,14 +159,15 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   // The state after this transaction.
   State next;
   for (const auto& c : want.chains) {
-    next.chains[c.name] = ChainState{c.input, c.nat, c.regular, rule_texts(c)};
+    next.chains[c.name] = ChainState{c.input, c.nat, c.regular, c.forward, c.prerouting, rule_texts(c)};
   }
   // Per chain: kept as it is (same kind, rules known and unchanged), refilled (flushed and its
   // rules added again), or deleted (not wanted, or of the wrong kind: created again if wanted).
   auto same_kind = [&](const std::string& name, const ChainState& c) {
     auto it = next.chains.find(name);
     return it != next.chains.end() && !bad_chains.count(name) && it->second.input == c.input &&
-           it->second.nat == c.nat && it->second.regular == c.regular;
+           it->second.nat == c.nat && it->second.regular == c.regular && it->second.forward == c.forward &&
+           it->second.prerouting == c.prerouting;
   };
   std::set<std::string> keep_chain, fill_chain;  // kept with its rules / whose rules are added
   for (const auto& [name, c] : cur.chains) {

@@ -56,6 +56,8 @@ class NftBackend final : public Enforcer {
     bool input = false;
     bool nat = false;
     bool regular = false;
+    bool forward = false;
+    bool prerouting = false;
     std::vector<std::string> rule_texts;
   };
   struct State {

@@ -13,6 +13,7 @@
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -182,6 +183,42 @@ void match(nftnl_rule* r, const NftMatch& m, const NftMakeSet& make_set) {
       cmp(r, NFT_CMP_NEQ, bytes, len);
       return;
     }
+    case NftMatch::Kind::kAddrPrefix: {
+      // As nft does: a byte-aligned prefix loads and compares just its bytes; another loads
+      // the whole address and masks it.
+      uint8_t bytes[16];
+      m.addr.to_bytes(bytes);
+      const uint32_t size = m.v6 ? 16 : 4;
+      const uint32_t offset = m.v6 ? (m.src ? 8 : 24) : (m.src ? 12 : 16);
+      if (m.value % 8 == 0) {
+        payload(r, NFT_PAYLOAD_NETWORK_HEADER, offset, m.value / 8);
+        cmp(r, NFT_CMP_EQ, bytes, m.value / 8);
+        return;
+      }
+      payload(r, NFT_PAYLOAD_NETWORK_HEADER, offset, size);
+      uint8_t mask[16] = {}, zero[16] = {};
+      for (uint32_t bit = 0; bit < m.value; ++bit) mask[bit / 8] |= static_cast<uint8_t>(0x80u >> (bit % 8));
+      nftnl_expr* e = nftnl_expr_alloc("bitwise");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, size);
+      nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, mask, size);
+      nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, zero, size);
+      add(r, e);
+      cmp(r, NFT_CMP_EQ, bytes, size);
+      return;
+    }
+    case NftMatch::Kind::kIifname: {
+      // As nft does: an exact name compares all IFNAMSIZ bytes (NUL padded); "cali*" compares
+      // the prefix "cali" only.
+      meta_load(r, NFT_META_IIFNAME);
+      char name[16] = {};
+      const bool prefix = !m.set.empty() && m.set.back() == '*';
+      const size_t n = std::min<size_t>(m.set.size() - (prefix ? 1 : 0), sizeof(name) - 1);
+      std::memcpy(name, m.set.data(), n);
+      cmp(r, NFT_CMP_EQ, name, prefix ? static_cast<uint32_t>(n) : sizeof(name));
+      return;
+    }
     case NftMatch::Kind::kIcmpTypes: {
       payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
       if (m.types.size() == 1) {
@@ -302,16 +339,17 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
 
 NftnlChain nft_build_chain(const NftChainSpec& spec) {
   const std::string_view chain = spec.name;
-  const bool input = spec.input;
   NftnlChain c(nftnl_chain_alloc());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(chain).c_str());
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
   if (spec.regular) return c;  // no hook, type, priority or policy
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, input ? NF_INET_LOCAL_IN : NF_INET_LOCAL_OUT);
-  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, spec.nat ? kNftNatPriority : 0);
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, spec.nat ? NF_ACCEPT : NF_DROP);
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, spec.nat ? "nat" : "filter");
+  static_assert(kNftHookPrerouting == NF_INET_PRE_ROUTING && kNftHookInput == NF_INET_LOCAL_IN &&
+                kNftHookForward == NF_INET_FORWARD && kNftHookOutput == NF_INET_LOCAL_OUT);
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, nft_chain_hook(spec));
+  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, nft_chain_priority(spec));
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, nft_chain_policy_accept(spec) ? NF_ACCEPT : NF_DROP);
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, std::string(nft_chain_type(spec)).c_str());
   return c;
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "policy/render_nft.h"
 
+#include "policy/render_nft_forward.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -221,6 +223,12 @@ std::vector<Entry> hook_entries(const Policy& p, const std::vector<const PortGro
     out.push_back(fixed_entry(accept_rule({l4proto(kIpprotoIcmp), icmp_types(false, {kIcmpEchoRequest})}, "ping")));
     out.push_back(fixed_entry(
         accept_rule({nfproto(true), l4proto(kIpprotoIcmpv6), icmp_types(true, {kIcmp6EchoRequest})}, "ping")));
+    // [forward] pods reach the DNS proxy on a node address (their redirected DNS, or the
+    // cluster DNS forwarding to it).
+    for (auto& r : nft_pods_proxy_rules(p)) {
+      std::vector<PortRange> ps = r.matches.back().ports;
+      out.push_back(rule_entry(std::move(r), true, true, std::move(ps)));
+    }
   } else {
     if (redirect) {
       // Redirected DNS reaches the filter with the proxy as destination, on the original oif.
@@ -454,7 +462,28 @@ std::string nft_group_chain_name(std::string_view group) { return "g_" + nft_set
 std::string_view nft_hook_chain_of(std::string_view chain) {
   if (chain.starts_with("out_") || chain.starts_with("g_e_")) return kNftOutputChain;
   if (chain.starts_with("in_") || chain.starts_with("g_i_")) return kNftInputChain;
+  if (chain == kNftPodsChain) return kNftForwardChain;
   return chain;
+}
+
+uint32_t nft_chain_hook(const NftChainSpec& c) {
+  if (c.prerouting) return kNftHookPrerouting;
+  if (c.forward) return kNftHookForward;
+  return c.input ? kNftHookInput : kNftHookOutput;
+}
+int32_t nft_chain_priority(const NftChainSpec& c) {
+  if (!c.nat) return 0;
+  return c.prerouting ? kNftPodsDnsPriority : -100;
+}
+std::string_view nft_chain_type(const NftChainSpec& c) { return c.nat ? "nat" : "filter"; }
+bool nft_chain_policy_accept(const NftChainSpec& c) { return c.nat || c.forward; }
+
+std::string nft_chain_header(const NftChainSpec& c) {
+  static constexpr std::string_view kHooks[] = {"prerouting", "input", "forward", "output"};
+  const int32_t prio = nft_chain_priority(c);
+  return "type " + std::string(nft_chain_type(c)) + " hook " + std::string(kHooks[nft_chain_hook(c)]) + " priority " +
+         (prio == 0 ? std::string("filter") : std::to_string(prio)) + "; policy " +
+         (nft_chain_policy_accept(c) ? "accept" : "drop") + ";";
 }
 
 std::string nft_group_comment(const PortGroup& g) {
@@ -529,7 +558,10 @@ std::vector<NftChainSpec> chain_specs(const Policy& p, const std::vector<PortGro
   uint16_t proxy_port = 53;
   const bool redirect = p.dns_redirect && nft_parse_listen(p.dns_listen, &proxy, &proxy_port);
 
-  chains.push_back(hook_chain(p, active, false, linear, redirect, proxy, proxy_port, &aux));
+  // egress.local = false: no output chain, the node's own processes are not filtered; its
+  // dispatch and group chains stay, for the pods' chain ([forward]).
+  const NftChainSpec output = hook_chain(p, active, false, linear, redirect, proxy, proxy_port, &aux);
+  if (p.egress_local || !p.forward_enabled()) chains.push_back(output);
   if (p.inbound_enforce) chains.push_back(hook_chain(p, active, true, linear, redirect, proxy, proxy_port, &aux));
 
   if (redirect) {
@@ -554,6 +586,7 @@ std::vector<NftChainSpec> chain_specs(const Policy& p, const std::vector<PortGro
     nat.rules.push_back(std::move(r));
     chains.push_back(std::move(nat));
   }
+  nft_add_forward_chains(p, output, &chains);
   for (auto& c : aux) chains.push_back(std::move(c));
   return chains;
 }
@@ -665,6 +698,11 @@ std::string nft_rule_text(const NftRuleSpec& r) {
              (host ? "" : "/" + std::to_string(x.value)));
         break;
       }
+      case NftMatch::Kind::kAddrPrefix:
+        word(std::string(x.v6 ? "ip6 " : "ip ") + (x.src ? "saddr " : "daddr ") + x.addr.str() + "/" +
+             std::to_string(x.value));
+        break;
+      case NftMatch::Kind::kIifname: word("iifname \"" + x.set + "\""); break;
       case NftMatch::Kind::kIcmpTypes: {
         std::string s = x.v6 ? "icmpv6 type " : "icmp type ";
         if (x.types.size() == 1) {
@@ -721,13 +759,7 @@ std::string render_nft(const Policy& p, const std::vector<PortGroup>& groups) {
   for (size_t i = 0; i < t.chains.size(); ++i) {
     const auto& c = t.chains[i];
     out += "\tchain " + c.name + " {\n";
-    if (c.regular) {
-      // no hook: reached by jumps
-    } else if (c.nat) {
-      out += "\t\ttype nat hook output priority -100; policy accept;\n";
-    } else {
-      out += std::string("\t\ttype filter hook ") + (c.input ? "input" : "output") + " priority filter; policy drop;\n";
-    }
+    if (!c.regular) out += "\t\t" + nft_chain_header(c) + "\n";  // a regular chain: reached by jumps
     for (const auto& r : c.rules) out += "\t\t" + nft_rule_text(r) + "\n";
     out += "\t}\n";
     if (i + 1 < t.chains.size()) out += "\n";

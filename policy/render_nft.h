@@ -32,6 +32,21 @@ inline constexpr uint32_t kNftLogBurst = 5;              // nft's default burst
 inline constexpr size_t kNftCommentMax = 127;            // nft limits comments to 128 bytes with NUL
 inline constexpr uint32_t kLoopbackIfindex = 1;          // "lo" is ifindex 1 in every namespace
 inline constexpr std::string_view kNftDnsRedirectChain = "dns_redirect";
+// [forward] (docs/kubernetes.md): the forward hook chain sends the pods' packets (by input
+// interface or source) to the regular chain "pods", which holds the output chain's policy;
+// "pods_dns" (nat, prerouting) sends the pods' DNS for the configured resolvers to the proxy.
+inline constexpr std::string_view kNftForwardChain = "forward";
+inline constexpr std::string_view kNftPodsChain = "pods";
+inline constexpr std::string_view kNftPodsDnsChain = "pods_dns";
+// Before kube-proxy's service translation (dstnat, -100): a pod's query to the cluster DNS
+// service is redirected while its destination is still the service address.
+inline constexpr int32_t kNftPodsDnsPriority = -110;
+// Hook numbers (the values of NF_INET_PRE_ROUTING ... NF_INET_LOCAL_OUT; policy/ has no
+// netfilter headers: daemon/nft_expr.cpp checks them).
+inline constexpr uint32_t kNftHookPrerouting = 0;
+inline constexpr uint32_t kNftHookInput = 1;
+inline constexpr uint32_t kNftHookForward = 2;
+inline constexpr uint32_t kNftHookOutput = 3;
 // With dns.redirect, DNS packets carrying this mark (SO_MARK) are not redirected: the DNS
 // proxy marks the sockets it uses to ask the upstream resolvers.
 inline constexpr uint32_t kDnsProxyMark = 0x616d6c66;  // "amlf"
@@ -46,7 +61,8 @@ std::string nft_name_set_name(std::string_view group, bool v6);
 std::string nft_group_chain_name(std::string_view group);
 // The hook chain whose dispatch reaches a chain of the table: "output" for the output
 // dispatch chains ("out_...") and egress group chains ("g_e_..."), "input" for "in_..." and
-// "g_i_...", else the name itself. Counters are reported per hook chain and comment.
+// "g_i_...", "forward" for "pods", else the name itself. Counters are reported per hook chain
+// and comment.
 std::string_view nft_hook_chain_of(std::string_view chain);
 // The rule comment of a group: its rule ids joined by ',', cut to kNftCommentMax with "+N".
 std::string nft_group_comment(const PortGroup& g);
@@ -95,6 +111,8 @@ struct NftMatch {
     kIcmpTypes,        // icmp|icmpv6 type X | { ... }       (v6, types)
     kMarkNot,          // meta mark != MARK                  (mark)
     kAddrNotPrefix,    // ip daddr != 127.0.0.0/8 | ip6 daddr != ::1  (addr, value = prefix length)
+    kAddrPrefix,       // ip|ip6 saddr|daddr 10.244.0.0/16         (addr, value = prefix length, src)
+    kIifname,          // iifname "cni0" | iifname "cali*"          (set = the name; '*' last: a prefix)
   };
   Kind kind = Kind::kOifLo;
   uint8_t value = 0;
@@ -144,8 +162,18 @@ struct NftChainSpec {
   bool input = false;         // hook input (else output); type filter, priority filter (0), policy drop
   bool nat = false;           // type nat hook output priority -100, policy accept (dns.redirect)
   bool regular = false;       // no hook: reached only by jumps (dispatch and group chains)
+  bool forward = false;       // type filter hook forward priority filter (0), policy accept ([forward])
+  bool prerouting = false;    // with nat: hook prerouting priority kNftPodsDnsPriority ([forward] dns_redirect)
   std::vector<NftRuleSpec> rules;
 };
+// What a base chain is hooked as (meaningless for regular chains): the hook number
+// (kNftHook*), the priority, the type ("filter" or "nat") and whether its policy accepts.
+uint32_t nft_chain_hook(const NftChainSpec& c);
+int32_t nft_chain_priority(const NftChainSpec& c);
+std::string_view nft_chain_type(const NftChainSpec& c);
+bool nft_chain_policy_accept(const NftChainSpec& c);
+// `type filter hook output priority filter; policy drop;` as nft writes it in a table.
+std::string nft_chain_header(const NftChainSpec& c);
 // "127.0.0.1:53", "[::1]:53", "::1" (port 53): the DNS proxy's address; false if unparsable.
 bool nft_parse_listen(std::string_view s, IpAddr* addr, uint16_t* port);
 

@@ -99,6 +99,8 @@ class Eval {
         return false;
       case NftMatch::Kind::kMarkNot:
       case NftMatch::Kind::kAddrNotPrefix: ADD_FAILURE() << "nat match in a filter chain"; return false;
+      case NftMatch::Kind::kAddrPrefix:  // [forward] matches: nft_forward_test.cpp evaluates those
+      case NftMatch::Kind::kIifname: ADD_FAILURE() << "forward match in an output/input chain"; return false;
     }
     return false;
   }
