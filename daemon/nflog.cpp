@@ -79,7 +79,8 @@ bool parse_nflog_message(const void* msg, size_t len, NflogPacket* out) {
   out->port = 0;
   if ((out->proto == IPPROTO_TCP || out->proto == IPPROTO_UDP) && l4 + 4 <= n)
     out->port = static_cast<uint16_t>((p[l4 + 2] << 8) | p[l4 + 3]);
-  out->egress = tb[NFULA_IFINDEX_INDEV] == nullptr;
+  // Output: no input device. Forward ([forward] pods): both devices; the pods' egress.
+  out->egress = tb[NFULA_IFINDEX_INDEV] == nullptr || tb[NFULA_IFINDEX_OUTDEV] != nullptr;
   return true;
 }
 

@@ -18,7 +18,7 @@ struct NflogPacket {
   IpAddr dst;
   uint16_t port = 0;   // 0 for protocols without ports
   uint8_t proto = 0;   // IPPROTO_*
-  bool egress = true;  // logged on the output hook (no input device)
+  bool egress = true;  // logged on the output hook (no input device) or forward (both devices)
 };
 
 // Parses one NFULNL_MSG_PACKET netlink message (for tests and the reader).

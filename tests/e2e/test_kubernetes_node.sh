@@ -229,6 +229,25 @@ else
   expect_connect "$E2E_AML_WE_V4" 443 tcp "nftables, egress.local = true: the node to an allowed tag"
 fi
 
+section "A: the rollout recipe: audit mode lets the pod through and lists what it would deny"
+denied_has() {  # ADDR PORT: the daemon's denied list names ADDR:PORT
+  [ "$(status_get "'yes' if any(x['dst'] == '$1' and x['port'] == $2 for x in d['denied']) else 'no'")" = yes ]
+}
+# (only the pod asked for Storage.EastUS, in "nothing else" above)
+if wait_for 5 "denied_has $E2E_ST_EUS_V4 443"; then ok "enforce: status lists the pod's denied $E2E_ST_EUS_V4:443"
+else bad "enforce: status does not list $E2E_ST_EUS_V4:443: $(status_get 'd["denied"]')"; fi
+if ! is_ebpf; then
+  expect_match '^[1-9][0-9]*$' "$(status_get 'd["rejected"]["forward"]["packets"]')" "status counts the pods' rejected packets under forward"
+fi
+sed -i 's/^mode = .*//; s/^backend = /mode = "audit"\nbackend = /' "$E2E_CONFIG"
+expect_rc 0 "reload to mode = audit" af reload
+pod_connect "$E2E_ST_EUS_V4" 8080 tcp "audit: a destination outside the policy connects"
+if wait_for 5 "denied_has $E2E_ST_EUS_V4 8080"; then ok "audit: status lists $E2E_ST_EUS_V4:8080 as would-be denied"
+else bad "audit: status does not list $E2E_ST_EUS_V4:8080: $(status_get 'd["denied"]')"; fi
+cp "$E2E_TMP/amlfw-A.toml" "$E2E_CONFIG"
+expect_rc 0 "reload to mode = enforce" af reload
+pod_blocked "$E2E_ST_EUS_V4" 8080 tcp "enforce again: blocked"
+
 # upgrade NAME SIGNAL: the daemon dies by SIGNAL and a new one starts, while the pod probes
 # a forbidden, an allowed and a learned destination every 50 ms.
 upgrade() {

@@ -14,7 +14,7 @@
 namespace amlfw {
 namespace {
 
-std::vector<char> message(const std::vector<uint8_t>& payload, bool indev) {
+std::vector<char> message(const std::vector<uint8_t>& payload, bool indev, bool outdev = false) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
@@ -22,7 +22,7 @@ std::vector<char> message(const std::vector<uint8_t>& payload, bool indev) {
   nfg->nfgen_family = AF_INET;
   mnl_attr_put_str(nlh, NFULA_PREFIX, "amlfw deny: ");
   if (indev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(2));
-  else mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(2));
+  if (!indev || outdev) mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(2));
   mnl_attr_put(nlh, NFULA_PAYLOAD, payload.size(), payload.data());
   buf.resize(nlh->nlmsg_len);
   return buf;
@@ -61,6 +61,15 @@ TEST(Nflog, Ipv6UdpIngress) {
   EXPECT_EQ(pkt.dst.str(), "2001:db8::5");
   EXPECT_EQ(pkt.port, 5831);
   EXPECT_FALSE(pkt.egress);
+}
+
+TEST(Nflog, ForwardedPacketOfAPodIsEgress) {
+  // [forward]: the pods chain logs on the forward hook, with an input and an output device.
+  auto m = message(ipv4_tcp("203.0.113.200", 443), true, true);
+  NflogPacket pkt;
+  ASSERT_TRUE(parse_nflog_message(m.data(), m.size(), &pkt));
+  EXPECT_EQ(pkt.dst.str(), "203.0.113.200");
+  EXPECT_TRUE(pkt.egress);
 }
 
 TEST(Nflog, ShortAndGarbagePayloadsAreRefused) {
