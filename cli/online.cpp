@@ -17,12 +17,11 @@
 namespace amlfw::cli {
 namespace {
 
-Result<std::unique_ptr<Enforcer>> open_backend(const std::string& config_path) {
-  auto cfg = load_config(config_path);
-  if (!cfg.ok()) return cfg.error();
-  if (cfg->backend == Backend::kEbpf) {
+// The backend a configuration names.
+Result<std::unique_ptr<Enforcer>> open_backend(const Config& cfg) {
+  if (cfg.backend == Backend::kEbpf) {
     EbpfOptions eo;
-    eo.cgroup = cfg->ebpf.cgroup;  // "" = the cgroup v2 root
+    eo.cgroup = cfg.ebpf.cgroup;  // "" = the cgroup v2 root
     auto be = EbpfBackend::create(eo);
     if (!be.ok()) return be.error();
     return std::unique_ptr<Enforcer>(std::move(*be));
@@ -30,6 +29,12 @@ Result<std::unique_ptr<Enforcer>> open_backend(const std::string& config_path) {
   auto nft = NftBackend::create();
   if (!nft.ok()) return nft.error();
   return std::unique_ptr<Enforcer>(std::move(*nft));
+}
+
+Result<std::unique_ptr<Enforcer>> open_backend(const std::string& config_path) {
+  auto cfg = load_config(config_path);
+  if (!cfg.ok()) return cfg.error();
+  return open_backend(*cfg);
 }
 
 }  // namespace
@@ -86,6 +91,9 @@ std::string status_table(const nlohmann::json& s) {
 int cmd_apply(const Options& o) {
   auto be = open_backend(o.config);
   if (!be.ok()) return fail(be.error());
+  std::string where = "table inet amlfw";
+  if (const auto* bpf = dynamic_cast<const EbpfBackend*>(be->get()); bpf != nullptr)
+    where = "eBPF programs pinned in " + bpf->pin_dir();
   DaemonOptions d;
   d.config_path = o.config;
   d.force = o.force;
@@ -94,7 +102,7 @@ int cmd_apply(const Options& o) {
   Status s = (*daemon)->apply_once();
   if (!s.ok()) return fail(s.error());
   std::cout << "amlfw: applied generation " << (*daemon)->generation() << ": " << (*daemon)->policy().rules.size()
-            << " rules in table inet amlfw\n";
+            << " rules in " << where << "\n";
   return 0;
 }
 
@@ -160,18 +168,7 @@ int cmd_restore(const Options& o) {
   if (cfg.ok()) dir = cfg->paths.state_dir;
   else std::fprintf(stderr, "amlfw: warning: %s; restoring from %s\n", cfg.error().message.c_str(), dir.c_str());
   // The backend the saved configuration names.
-  auto open = [](const Config& c) -> Result<std::unique_ptr<Enforcer>> {
-    if (c.backend == Backend::kEbpf) {
-      EbpfOptions eo;
-      eo.cgroup = c.ebpf.cgroup;
-      auto be = EbpfBackend::create(eo);
-      if (!be.ok()) return be.error();
-      return std::unique_ptr<Enforcer>(std::move(*be));
-    }
-    auto nft = NftBackend::create();
-    if (!nft.ok()) return nft.error();
-    return std::unique_ptr<Enforcer>(std::move(*nft));
-  };
+  auto open = [](const Config& c) { return open_backend(c); };
   const auto t0 = std::chrono::steady_clock::now();
   auto rep = restore_state(dir, open, unix_now());
   if (!rep.ok()) return fail(rep.error());

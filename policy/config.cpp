@@ -381,7 +381,17 @@ Result<Config> ConfigParser::run(const toml::table& root) {
               {{"cgroup",
                 [this](const toml::node& v, const std::string& q) {
                   cgroup_node_ = &v;
-                  dir_key(&cfg_.ebpf.cgroup, true)(v, q);
+                  const std::string* s = string_of(v, q, "\"kubepods.slice\"");
+                  if (s == nullptr) return;
+                  // "" (the cgroup v2 root), a directory under the cgroup2 mount, or a path
+                  // relative to the mount (daemon/ebpf_sys.cpp resolve_cgroup).
+                  if (!s->empty() && !is_clean_absolute_path(s->front() == '/' ? *s : "/" + *s)) {
+                    fail(v, q,
+                         quote(*s) + " is not a cgroup path (write \"\" for the root, a directory under the cgroup v2 "
+                                     "mount, or a path relative to it such as \"kubepods.slice\", without '.' or '..')");
+                    return;
+                  }
+                  cfg_.ebpf.cgroup = *s;
                 }}},
               "[ebpf]");
        }},

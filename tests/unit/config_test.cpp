@@ -304,6 +304,9 @@ listen = "10.244.0.1:53"
   const Config e = parse_ok("backend = \"ebpf\"\n[egress]\nlocal = false\n[ebpf]\ncgroup = \"/sys/fs/cgroup/kubepods.slice\"");
   EXPECT_FALSE(e.egress.local);
   EXPECT_EQ(e.ebpf.cgroup, "/sys/fs/cgroup/kubepods.slice");
+  // A path relative to the cgroup v2 mount, as docs/ebpf.md says (resolved at attach time).
+  EXPECT_EQ(parse_ok("backend = \"ebpf\"\n[ebpf]\ncgroup = \"kubepods.slice/burstable\"").ebpf.cgroup,
+            "kubepods.slice/burstable");
   // Empty lists and dns_redirect = false are the defaults, whatever the backend.
   parse_ok("backend = \"ebpf\"\n[forward]\ninterfaces = []\nsources = []\ndns_redirect = false");
 }
@@ -540,8 +543,11 @@ const ErrorCase kErrorCases[] = {
      "t.toml:2:15: paths.runtime_dir: '/' is not a usable directory (write an absolute path other than / "
      "without '.' or '..')"},
     {"[ebpf]\ncgroup = \"/sys/fs/cgroup/../x\"",
-     "t.toml:2:10: ebpf.cgroup: '/sys/fs/cgroup/../x' is not a usable directory (write an absolute path "
-     "other than / without '.' or '..')"},
+     "t.toml:2:10: ebpf.cgroup: '/sys/fs/cgroup/../x' is not a cgroup path (write \"\" for the root, a directory "
+     "under the cgroup v2 mount, or a path relative to it such as \"kubepods.slice\", without '.' or '..')"},
+    {"[ebpf]\ncgroup = \"kubepods.slice/./x\"",
+     "t.toml:2:10: ebpf.cgroup: 'kubepods.slice/./x' is not a cgroup path (write \"\" for the root, a directory "
+     "under the cgroup v2 mount, or a path relative to it such as \"kubepods.slice\", without '.' or '..')"},
     {"[metrics]\nlisten = \"9469\"",
      "t.toml:2:10: metrics.listen: '9469': '9469' is not an IP address (write \"ip:port\" or \"[ipv6]:port\")"},
     // egress, forward
