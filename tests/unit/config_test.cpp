@@ -592,9 +592,9 @@ const ErrorCase kErrorCases[] = {
      "the node is filtered (set [ebpf] cgroup to the pods' subtree, e.g. \"/sys/fs/cgroup/kubepods.slice\", "
      "or local = true)"},
     // a cgroup refused by its own check is reported, not taken for the root
-    {"backend = \"ebpf\"\n[egress]\nlocal = false\n[ebpf]\ncgroup = \"kubepods.slice\"",
-     "t.toml:5:10: ebpf.cgroup: 'kubepods.slice' is not a usable directory (write an absolute path other than "
-     "/ without '.' or '..')"},
+    {"backend = \"ebpf\"\n[egress]\nlocal = false\n[ebpf]\ncgroup = \"kubepods.slice/../x\"",
+     "t.toml:5:10: ebpf.cgroup: 'kubepods.slice/../x' is not a cgroup path (write \"\" for the root, a directory "
+     "under the cgroup v2 mount, or a path relative to it such as \"kubepods.slice\", without '.' or '..')"},
     // the first problem in the file wins, whatever toml++'s key order
     {"mode = \"x\"\ncloud = \"y\"", "t.toml:1:8: mode: 'x' is not valid (use enforce or audit)"},
     {"[paths]\nstate_dir = \"x\"\n[dns]\nlisen = 1",
