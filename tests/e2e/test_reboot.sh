@@ -11,6 +11,11 @@ e2e_init "$@"
 topo_up
 STATE="$E2E_TMP/state"
 norm_table() { amlfw_table | sed -E 's/ timeout [0-9hmsd]+//g'; }
+# The kernel forgets what amlfw programmed (a reboot): the table, or the programs and pins.
+forget_kernel() {
+  if is_ebpf; then "$E2E_EBPF_TOOL" flush --pin-dir "$E2E_PIN" >/dev/null 2>&1; else hx nft delete table inet amlfw; fi
+  enforcement_absent || bad "the simulated reboot left $(e2e_enforcement_name) in place"
+}
 
 # write_learned FILE N: a learned.state of N addresses (tests/e2e/write_learned.py).
 write_learned() { "$E2E_PY" "$(dirname "${BASH_SOURCE[0]}")/write_learned.py" "$1" "$2"; }
@@ -21,7 +26,7 @@ sed -e "s#$E2E_TAGS#$E2E_TMP/big.json#" -e "s#$STATE#$E2E_TMP/bigstate#" "$E2E_C
 expect_rc 0 "amlfw apply of the big policy" hx "$AMLFW" apply --config "$E2E_TMP/big.toml"
 expect_true "policy.state written" test -s "$E2E_TMP/bigstate/policy.state"
 write_learned "$E2E_TMP/bigstate/learned.state" 1000
-hx nft delete table inet amlfw
+forget_kernel
 t0=$(date +%s%N)
 expect_rc 0 "amlfw restore (100k prefixes, 1000 learned)" hx "$AMLFW" restore --config "$E2E_TMP/big.toml"
 t1=$(date +%s%N)
@@ -40,9 +45,9 @@ expect_true "read + compile + learn within 100 ms ($own ms)" \
 expect_true "the whole restore within 2 s ($ms ms, of which the kernel's load $kernel ms)" \
   "$E2E_PY" -c "import sys; sys.exit(0 if float('${ms:-99999}') < 2000 else 1)"
 expect_match "100[0-9]{3} ranges, 1000 learned addresses" "$restore_out" "counts in the report"
-n10=$(hx nft list table inet amlfw | grep -oE '\b10\.[0-9]+\.[0-9]+\.[0-9]+' | sort -u | wc -l)
+n10=$(amlfw_table | grep -oE '\b10\.[0-9]+\.[0-9]+\.[0-9]+' | sort -u | wc -l)
 expect_eq 100000 "$n10" "100000 prefixes of 10/8 in the kernel"
-naa=$(hx nft list table inet amlfw | grep -oE '2001:db8:aa::[0-9a-f]*' | sort -u | wc -l)
+naa=$(amlfw_table | grep -oE '2001:db8:aa::[0-9a-f]*' | sort -u | wc -l)
 expect_eq 1000 "$naa" "1000 learned addresses in the kernel"
 expect_rc 0 "amlfw flush" af flush
 
@@ -67,7 +72,7 @@ expect_eq "" "$(ls -A "$STATE" | grep -v -e '^policy.state$' -e '^learned.state$
 before=$(norm_table)
 
 section "reboot: the kernel forgets, DNS is down, the tag source is unreachable"
-hx nft delete table inet amlfw
+forget_kernel
 expect_connect "$E2E_UNLISTED_V4" 8080 tcp "open: nothing enforced after the reboot"
 expect_match "A $pypi" "$(dns_query "$E2E_DNS_V4" 53 pypi.org A)" "the upstream DNS answers before"
 for p in $(ip netns pids "$E2E_INS"); do
@@ -91,7 +96,7 @@ expect_blocked "$E2E_UNLISTED_V4" 8080 tcp "unlisted blocked again"
 expect_blocked "$E2E_ST_EUS_V4" 443 tcp "Storage.EastUS blocked again"
 
 section "amlfw run starts from the state while the tag source is unreachable"
-hx nft delete table inet amlfw
+forget_kernel
 daemon_start
 if daemon_wait_ready 15; then ok "amlfw run is ready without its tag source"; else bad "amlfw run did not start"; fi
 expect_eq true "$(status_get 'd["started_from_state"]')" "status started_from_state"
@@ -111,7 +116,7 @@ kill -USR1 "$E2E_DAEMON_PID"
 if wait_until 10 test "$(status_get 'd["service_tags"]["change_number"]')" = 376; then ok "service tags #376 loaded"
 else bad "service tags still #$(status_get 'd["service_tags"]["change_number"]')"; fi
 daemon_stop
-hx nft delete table inet amlfw
+forget_kernel
 
 section "a corrupt state enforces nothing"
 cp "$STATE/policy.state" "$E2E_TMP/good.state"
@@ -119,7 +124,7 @@ truncate -s -7 "$STATE/policy.state"
 expect_rc 3 "amlfw restore with a truncated policy.state: exit 3" af restore
 expect_match "$STATE/policy.state: truncated state file .*ignored" "$E2E_OUT" "names the file and says it is ignored"
 expect_eq 1 "$(echo "$E2E_OUT" | wc -l)" "one line"
-expect_true "nothing programmed" bash -c "! ip netns exec $E2E_HNS nft list table inet amlfw >/dev/null 2>&1"
+expect_true "nothing programmed" enforcement_absent
 cp "$E2E_TMP/good.state" "$STATE/policy.state"
 printf '\x01' | dd of="$STATE/policy.state" bs=1 seek=200 conv=notrunc 2>/dev/null
 expect_rc 3 "a flipped byte: exit 3" af restore
@@ -127,7 +132,7 @@ expect_match "checksum mismatch" "$E2E_OUT" "checksum mismatch"
 echo '{"changeNumber": 1}' >"$STATE/policy.state"
 expect_rc 3 "a foreign file: exit 3" af restore
 expect_match "not an amlfw state file" "$E2E_OUT" "not an amlfw state file"
-expect_true "still nothing programmed" bash -c "! ip netns exec $E2E_HNS nft list table inet amlfw >/dev/null 2>&1"
+expect_true "still nothing programmed" enforcement_absent
 rm -f "$STATE/policy.state"
 expect_rc 1 "no state at all: exit 1" af restore
 expect_match "no saved policy in $STATE" "$E2E_OUT" "says there is none"
