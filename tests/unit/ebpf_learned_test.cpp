@@ -14,21 +14,16 @@
 
 #include "daemon/ebpf_learned.h"
 #include "daemon/ebpf_object.h"
+#include "tests/unit/ci_skip.h"
 
 namespace amlfw {
 namespace {
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 class EbpfLearnedTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) {
-      if (in_ci()) FAIL() << "needs root (BPF maps); CI=true: a skip is a failure";
-      GTEST_SKIP() << "needs root (BPF maps)";
+      AMLFW_SKIP_OR_FAIL_IN_CI("needs root (BPF maps)");
     }
     LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_NO_PREALLOC);
     int fd4 = bpf_map_create(BPF_MAP_TYPE_HASH, "amlfw_t_learn4", 4, sizeof(amlfw_learned), AMLFW_LEARN_MAX, &o);

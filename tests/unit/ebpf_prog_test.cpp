@@ -20,16 +20,12 @@
 #include "daemon/ebpf_learned.h"
 #include "daemon/ebpf_object.h"
 #include "daemon/ebpf_sys.h"
+#include "tests/unit/ci_skip.h"
 
 namespace amlfw {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci != nullptr && std::string(ci) == "true";
-}
 
 void put16(Bytes* b, uint16_t v) {
   b->push_back(static_cast<uint8_t>(v >> 8));
@@ -127,13 +123,11 @@ class EbpfProgTest : public ::testing::Test {
  public:
   void SetUp() override {
     if (::geteuid() != 0) {
-      if (in_ci()) FAIL() << "BPF_PROG_TEST_RUN needs root (CI=true: a skipped privileged test is a failure)";
-      GTEST_SKIP() << "BPF_PROG_TEST_RUN needs root";
+      AMLFW_SKIP_OR_FAIL_IN_CI("BPF_PROG_TEST_RUN needs root");
     }
     Status k = ebpf_check_kernel();
     if (!k.ok()) {
-      if (in_ci()) FAIL() << k.error().message;
-      GTEST_SKIP() << k.error().message;
+      AMLFW_SKIP_OR_FAIL_IN_CI(k.error().message);
     }
     auto o = EbpfObject::load("");
     ASSERT_TRUE(o.ok()) << o.error().message;
@@ -149,8 +143,7 @@ class EbpfProgTest : public ::testing::Test {
       if_freenameindex(ifs);
     }
     if (ifindex_ == 0) {
-      if (in_ci()) FAIL() << "no network device other than lo for BPF_PROG_TEST_RUN";
-      GTEST_SKIP() << "no network device other than lo for BPF_PROG_TEST_RUN";
+      AMLFW_SKIP_OR_FAIL_IN_CI("no network device other than lo for BPF_PROG_TEST_RUN");
     }
   }
 
