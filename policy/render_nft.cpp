@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "policy/render_nft.h"
+#include "policy/render_nft_match.h"
 
 #include "policy/render_nft_forward.h"
 
@@ -52,34 +53,13 @@ std::string sanitize(std::string_view s) {
   return out;
 }
 
-NftMatch m(NftMatch::Kind k) {
-  NftMatch x;
-  x.kind = k;
-  return x;
-}
-NftMatch nfproto(bool v6) {
-  NftMatch x = m(NftMatch::Kind::kNfproto);
-  x.value = v6 ? kNfprotoIpv6 : kNfprotoIpv4;
-  x.v6 = v6;
-  return x;
-}
+using nft_match::addr_eq;
+using nft_match::addr_in_set;
+using nft_match::nfproto;
+NftMatch m(NftMatch::Kind k) { return nft_match::of(k); }
 NftMatch l4proto(uint8_t p) {
   NftMatch x = m(NftMatch::Kind::kL4proto);
   x.value = p;
-  return x;
-}
-NftMatch addr_in_set(bool v6, bool src, std::string set) {
-  NftMatch x = m(NftMatch::Kind::kAddrInSet);
-  x.v6 = v6;
-  x.src = src;
-  x.set = std::move(set);
-  return x;
-}
-NftMatch addr_eq(IpAddr a, bool src) {
-  NftMatch x = m(NftMatch::Kind::kAddrEq);
-  x.addr = a;
-  x.v6 = a.v6;
-  x.src = src;
   return x;
 }
 NftMatch ports(uint16_t sport, uint16_t dport) {

@@ -17,22 +17,16 @@
 // decides.
 #include "policy/render_nft_forward.h"
 
+#include "policy/render_nft_match.h"
+
 #include <algorithm>
 
 namespace amlfw {
 namespace {
 
-NftMatch m(NftMatch::Kind k) {
-  NftMatch x;
-  x.kind = k;
-  return x;
-}
-NftMatch nfproto(bool v6) {
-  NftMatch x = m(NftMatch::Kind::kNfproto);
-  x.value = v6 ? kNfprotoIpv6 : kNfprotoIpv4;
-  x.v6 = v6;
-  return x;
-}
+using nft_match::addr_eq;
+using nft_match::nfproto;
+NftMatch m(NftMatch::Kind k) { return nft_match::of(k); }
 NftMatch iifname(const std::string& name) {
   NftMatch x = m(NftMatch::Kind::kIifname);
   x.set = name;
@@ -44,19 +38,6 @@ NftMatch addr_prefix(const Prefix& pfx, bool src) {
   x.v6 = pfx.addr.v6;
   x.value = pfx.len;
   x.src = src;
-  return x;
-}
-NftMatch addr_eq(const IpAddr& a, bool src) {
-  NftMatch x = m(NftMatch::Kind::kAddrEq);
-  x.addr = a;
-  x.v6 = a.v6;
-  x.src = src;
-  return x;
-}
-NftMatch addr_in_set(bool v6, std::string set) {
-  NftMatch x = m(NftMatch::Kind::kAddrInSet);
-  x.v6 = v6;
-  x.set = std::move(set);
   return x;
 }
 NftMatch dport(uint16_t port) {
@@ -126,7 +107,7 @@ void nft_add_forward_chains(const Policy& p, const NftChainSpec& output, std::ve
     // Only the proxy's family is redirected (a dnat cannot change the family).
     if (ms[0].kind == NftMatch::Kind::kNfproto && ms[0].v6 != proxy.v6) continue;
     if (ms[0].kind != NftMatch::Kind::kNfproto) ms.push_back(nfproto(proxy.v6));
-    ms.push_back(addr_in_set(proxy.v6, set));
+    ms.push_back(nft_match::addr_in_set(proxy.v6, false, set));
     ms.push_back(m(NftMatch::Kind::kL4protoTcpUdp));
     ms.push_back(dport(p.dns_upstream_port));
     NftRuleSpec r;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policy/render_nft.h"
+#include "tests/unit/nft_test_util.h"
 
 namespace amlfw {
 namespace {
@@ -156,19 +157,7 @@ class Eval {
 
 IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 
-PortGroup group(Direction d, Proto p, std::vector<PortRange> ports, std::vector<std::string> prefixes,
-                std::vector<std::string> ids, bool names = false) {
-  PortGroup g;
-  g.direction = d;
-  g.proto = p;
-  g.ports = ports;
-  g.name = port_group_name(d, p, ports);
-  for (const auto& s : prefixes) g.prefixes.add(*Prefix::parse(s));
-  g.prefixes.normalize();
-  g.rule_ids = std::move(ids);
-  g.has_names = names;
-  return g;
-}
+using testing::group;
 
 // Overlapping groups of every shape: all ports, any protocol, ranges, single ports, port
 // lists, IPv4 and IPv6, learned-address sets, the same destination in several groups.

@@ -16,23 +16,12 @@
 
 #include "daemon/nft_expr.h"
 #include "policy/render_nft.h"
+#include "tests/unit/nft_test_util.h"
 
 namespace amlfw {
 namespace {
 
-PortGroup group(Direction d, Proto p, std::vector<PortRange> ports, std::vector<std::string> prefixes,
-                std::vector<std::string> ids, bool names = false) {
-  PortGroup g;
-  g.direction = d;
-  g.proto = p;
-  g.ports = ports;
-  g.name = port_group_name(d, p, ports);
-  for (const auto& s : prefixes) g.prefixes.add(*Prefix::parse(s));
-  g.prefixes.normalize();
-  g.rule_ids = std::move(ids);
-  g.has_names = names;
-  return g;
-}
+using testing::group;
 
 std::vector<PortGroup> groups() {
   return {group(Direction::kEgress, Proto::kTcp, {PortRange{443, 443}}, {"203.0.113.0/24", "2001:db8:1::/48"},
