@@ -24,11 +24,19 @@ int learn_one(int fd, const void* key, uint64_t bits, uint64_t expires, uint64_t
   return bpf_map_update_elem(fd, key, &v, BPF_ANY) == 0 ? 0 : errno;
 }
 
-// The expired keys of one family's map, read with BPF_MAP_LOOKUP_BATCH (a few system calls
-// for thousands of entries); false when the kernel has no batch operations for the map.
 template <size_t KeySize>
-bool expired_batch(int fd, uint64_t now, std::vector<std::array<uint8_t, KeySize>>* dead) {
+struct LearnedEntry {
+  std::array<uint8_t, KeySize> key;
+  amlfw_learned value;
+};
+
+// Every entry of one family's learned map. BPF_MAP_LOOKUP_BATCH reads thousands of entries in
+// a few system calls; where the kernel has no batch operations for the map (or a bucket is
+// larger than a batch), get_next_key + lookup, from the start.
+template <size_t KeySize>
+std::vector<LearnedEntry<KeySize>> read_learned(int fd) {
   constexpr uint32_t kBatch = 4096;
+  std::vector<LearnedEntry<KeySize>> all;
   std::vector<std::array<uint8_t, KeySize>> keys(kBatch);
   std::vector<amlfw_learned> vals(kBatch);
   std::array<uint8_t, 16> in{}, out{};  // the batch token (a bucket index for hash maps)
@@ -38,30 +46,26 @@ bool expired_batch(int fd, uint64_t now, std::vector<std::array<uint8_t, KeySize
     const int rc = bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(), keys.data(), vals.data(), &count,
                                         &opts);
     const int err = rc == 0 ? 0 : errno;
-    if (rc != 0 && err != ENOENT) {
-      dead->clear();
-      return false;  // no batch support (or a bucket larger than kBatch): one by one
-    }
-    for (uint32_t i = 0; i < count && i < kBatch; ++i) {
-      if (vals[i].expires_ns <= now) dead->push_back(keys[i]);
-    }
-    if (err == ENOENT) return true;  // the last batch
+    if (rc != 0 && err != ENOENT) break;  // no batch support: one by one below
+    for (uint32_t i = 0; i < count && i < kBatch; ++i) all.push_back({keys[i], vals[i]});
+    if (err == ENOENT) return all;  // the last batch
     in = out;
   }
+  all.clear();
+  std::array<uint8_t, KeySize> key{}, next{};
+  for (bool first = true; bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0; first = false) {
+    key = next;
+    amlfw_learned v{};
+    if (bpf_map_lookup_elem(fd, key.data(), &v) == 0) all.push_back({key, v});
+  }
+  return all;
 }
 
 template <size_t KeySize>
 Result<size_t> collect_one(int fd, uint64_t now) {
   std::vector<std::array<uint8_t, KeySize>> dead;
-  if (!expired_batch<KeySize>(fd, now, &dead)) {
-    std::array<uint8_t, KeySize> key{}, next{};
-    bool first = true;
-    while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
-      first = false;
-      key = next;
-      amlfw_learned v{};
-      if (bpf_map_lookup_elem(fd, key.data(), &v) == 0 && v.expires_ns <= now) dead.push_back(key);
-    }
+  for (const auto& e : read_learned<KeySize>(fd)) {
+    if (e.value.expires_ns <= now) dead.push_back(e.key);
   }
   if (dead.empty()) return size_t{0};
   uint32_t count = static_cast<uint32_t>(dead.size());
@@ -76,38 +80,24 @@ Result<size_t> collect_one(int fd, uint64_t now) {
 }
 
 template <size_t KeySize>
-Status dump_one(int fd, bool v6, std::vector<EbpfLearnedEntry>* out) {
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(fd, key.data(), &v) == 0) {
-      out->push_back(EbpfLearnedEntry{IpAddr::from_bytes(v6, key.data()), v.expires_ns, v.groups});
-    }
+void dump_one(int fd, bool v6, std::vector<EbpfLearnedEntry>* out) {
+  for (const auto& e : read_learned<KeySize>(fd)) {
+    out->push_back(EbpfLearnedEntry{IpAddr::from_bytes(v6, e.key.data()), e.value.expires_ns, e.value.groups});
   }
-  return {};
 }
 
 template <size_t KeySize>
 Status carry_one(int from, int to, const EbpfBitMap& map, uint64_t now, EbpfFillStats* st) {
   std::vector<std::array<uint8_t, KeySize>> keys;
   std::vector<amlfw_learned> vals;
-  std::array<uint8_t, KeySize> key{}, next{};
-  bool first = true;
-  while (bpf_map_get_next_key(from, first ? nullptr : key.data(), next.data()) == 0) {
-    first = false;
-    key = next;
-    amlfw_learned v{};
-    if (bpf_map_lookup_elem(from, key.data(), &v) != 0) continue;
-    v.groups = ebpf_translate_bits(v.groups, map);
-    if (v.expires_ns <= now || v.groups == 0) {
+  for (auto& e : read_learned<KeySize>(from)) {
+    e.value.groups = ebpf_translate_bits(e.value.groups, map);
+    if (e.value.expires_ns <= now || e.value.groups == 0) {
       if (st) ++st->learned_dropped;
       continue;
     }
-    keys.push_back(key);
-    vals.push_back(v);
+    keys.push_back(e.key);
+    vals.push_back(e.value);
   }
   AMLFW_TRY(ebpf_update_many(to, "learned addresses", keys.data(), vals.data(), static_cast<uint32_t>(keys.size()),
                         KeySize, sizeof(amlfw_learned)));
@@ -162,8 +152,8 @@ Result<size_t> ebpf_collect_learned(const EbpfGeneration& g) {
 
 Result<std::vector<EbpfLearnedEntry>> ebpf_dump_learned(const EbpfGeneration& g) {
   std::vector<EbpfLearnedEntry> out;
-  AMLFW_TRY(dump_one<4>(g.learn4.get(), false, &out));
-  AMLFW_TRY(dump_one<16>(g.learn6.get(), true, &out));
+  dump_one<4>(g.learn4.get(), false, &out);
+  dump_one<16>(g.learn6.get(), true, &out);
   return out;
 }
 
