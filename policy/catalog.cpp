@@ -11,6 +11,7 @@
 
 #include <toml++/toml.h>
 
+#include "policy/config_parser.h"
 #include "policy/name_pattern.h"
 #include "policy/text.h"
 
@@ -43,17 +44,8 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string type_name(const toml::node& n) {
-  switch (n.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a float";
-    case toml::node_type::boolean: return "a boolean";
-    default: return "a date or time";
-  }
-}
+// The config parser's words for a TOML value's type ("a table", "an integer" ...).
+std::string type_name(const toml::node& n) { return std::string(config_internal::type_name(n)); }
 
 std::optional<Cloud> catalog_cloud(std::string_view s) {
   if (s == "public") return Cloud::kPublic;
