@@ -18,7 +18,8 @@
 #                               AnyIP: every address of 192.0.2.16-255, 198.51.100.0/24,
 #                               203.0.113.0/24 and 2001:db8::/40 is local here, so one
 #                               namespace plays every Azure endpoint and every web site.
-#                               dnsmasq on 192.0.2.53:53; TCP/UDP listeners on every port.
+#                               dnsmasq on 192.0.2.53:53; TCP/UDP listeners on every port;
+#                               192.0.2.54 a resolver that is not configured (53, 853, 443).
 #
 # The real host is never touched: amlfw, nft and the probes always run through
 # `ip netns exec`. Cleanup (trap EXIT) kills what the test started, deletes both
@@ -57,7 +58,9 @@ E2E_HOST_V6=2001:db8:ffff::1
 E2E_INET_V4=192.0.2.2
 E2E_INET_V6=2001:db8:ffff::2
 E2E_DNS_V4=192.0.2.53         # dnsmasq, the upstream resolver
-E2E_OTHER_DNS_V4=192.0.2.54   # a listener on 53 that is NOT a configured resolver
+E2E_OTHER_DNS_V4=192.0.2.54   # a resolver that is NOT configured: listens on 53 (TCP, UDP),
+                              # 853 (TCP, DNS over TLS) and 443 (TCP, DNS over HTTPS: the
+                              # wildcard listener of E2E_INET_TCP_PORTS serves it)
 E2E_PROXY_ADDR=127.0.0.1      # amlfw's DNS proxy in the host namespace
 E2E_PROXY_PORT=10053
 E2E_INET_TCP_PORTS="80,443,445,8080,8787,18881,29876,29877,44224"
@@ -451,6 +454,7 @@ topo_up() {
   # Listeners: inet plays every endpoint; host has the inbound ports.
   bg ix "$E2E_PY" "$E2E_NETSIM" serve --label inet --tcp "$E2E_INET_TCP_PORTS" \
     --udp "$E2E_INET_UDP_PORTS" --tcp-at "$E2E_OTHER_DNS_V4:53" --udp-at "$E2E_OTHER_DNS_V4:53" \
+    --tcp-at "$E2E_OTHER_DNS_V4:853" \
     --ready "$E2E_TMP/inet.ready" >"$E2E_TMP/inet-listener.log" 2>&1
   bg hx "$E2E_PY" "$E2E_NETSIM" serve --label host --tcp "$E2E_HOST_TCP_PORTS" \
     --udp "$E2E_HOST_UDP_PORTS" --ready "$E2E_TMP/host.ready" >"$E2E_TMP/host-listener.log" 2>&1

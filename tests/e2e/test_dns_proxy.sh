@@ -3,7 +3,8 @@
 # Wildcard names through amlfw's DNS proxy (SPEC guarantees 5, 6, 7): an answer for an
 # allowed name (through CNAME chains, A and AAAA, UDP and TCP) is in the kernel before the
 # client gets it, for the rule's ports only; look-alikes and forbidden names stay blocked;
-# queries that bypass the proxy teach nothing; private answers are not learned (DNS
+# queries that bypass the proxy teach nothing; DNS over TLS (853) and HTTPS (443) to a
+# resolver that is not configured is blocked; private answers are not learned (DNS
 # rebinding); learned addresses survive a restart.
 source "$(dirname "$0")/lib.sh"
 e2e_init "$@"
@@ -29,6 +30,23 @@ section "a query that bypasses the proxy teaches nothing"
 out=$(dns_query "$E2E_DNS_V4" 53 conda.anaconda.org A)
 expect_match "A $(name_v4 conda.anaconda.org)" "$out" "the upstream answers directly"
 expect_blocked "$(name_v4 conda.anaconda.org)" 443 tcp "conda.anaconda.org still blocked"
+
+section "DNS over TLS / HTTPS to a resolver that is not configured is blocked"
+# The listeners are up: probed from inside inet, where no policy applies.
+for port in 853 443; do
+  read -r res ms detail < <(ix "$E2E_PY" "$E2E_NETSIM" probe "$E2E_OTHER_DNS_V4" "$port" --timeout 2 2>&1)
+  _judge_connect "$E2E_OTHER_DNS_V4:$port/tcp (from inside inet: the listener is up)" \
+    "$E2E_OTHER_DNS_V4" "$port" tcp "$res" "$ms" "$detail"
+done
+expect_blocked "$E2E_OTHER_DNS_V4" 853 tcp "DNS over TLS to a resolver that is not configured"
+expect_blocked "$E2E_OTHER_DNS_V4" 443 tcp "DNS over HTTPS to a resolver that is not configured"
+if is_ebpf; then  # the same path from the host namespace, outside the test cgroup: open
+  for port in 853 443; do
+    read -r res ms detail < <(hx_out "$E2E_PY" "$E2E_NETSIM" probe "$E2E_OTHER_DNS_V4" "$port" --timeout 2 2>&1)
+    _judge_connect "$E2E_OTHER_DNS_V4:$port/tcp (from outside the test cgroup: not filtered)" \
+      "$E2E_OTHER_DNS_V4" "$port" tcp "$res" "$ms" "$detail"
+  done
+fi
 
 section "allowed names: the answer's addresses are usable at once"
 for name in files.pythonhosted.org repo.anaconda.com conda.anaconda.org download.pytorch.org pytorch.org \
