@@ -219,7 +219,7 @@ Result<AccessToken> parse_access_token(std::string_view json, int64_t now, std::
   return a;
 }
 
-Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, milliseconds timeout) {
+Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, milliseconds timeout, std::string_view client_id) {
   // Percent-encoded as a query value (RFC 3986 unreserved characters stay).
   std::string resource;
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -233,14 +233,20 @@ Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, milliseconds ti
       resource += kHex[u & 15];
     }
   }
-  const std::string url = ep.imds + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource;
-  const std::string what = "Azure IMDS " + ep.imds + " managed-identity token";
+  std::string url = ep.imds + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource;
+  std::string what = "Azure IMDS " + ep.imds + " managed-identity token";
+  if (!client_id.empty()) {  // a GUID (checked by the config parser): nothing to encode
+    url += "&client_id=" + std::string(client_id);
+    what += " (client_id " + std::string(client_id) + ")";
+  }
   auto r = get(url, {"Metadata: true"}, std::min(timeout, kImdsTimeout), true, what);
   if (!r.ok()) return r.error();
   if (r->status != 200)
     return runtime_error(what + ": HTTP " + std::to_string(r->status) + error_text(r->body) +
-                         " (service_tags.source = \"azure-api\" needs a managed identity on this machine with read "
-                         "access to the subscription)");
+                         (client_id.empty() ? " (service_tags.source = \"azure-api\" needs a managed identity on this machine with "
+                                              "read access to the subscription; with several, set service_tags.client_id)"
+                                            : " (check that service_tags.client_id names a user-assigned identity "
+                                              "attached to this machine)"));
   return parse_access_token(r->body, unix_seconds(), what);
 }
 
@@ -293,7 +299,7 @@ std::unique_ptr<TagSource> make_tag_source(const Config& cfg) {
 void configure_tag_source(TagSource& src, const Config& cfg) {
   if (!src.is_azure()) return;
   src.set_azure(AzureTagOptions{cfg.cloud, cfg.region == "auto" ? std::string() : cfg.region,
-                                cfg.service_tags.subscription});
+                                cfg.service_tags.subscription, cfg.service_tags.client_id});
 }
 
 Result<TagFetch> fetch_azure_service_tags(const AzureTagOptions& o, AzureTagState& state, long timeout_s) {
@@ -321,7 +327,7 @@ Result<TagFetch> fetch_azure_service_tags(const AzureTagOptions& o, AzureTagStat
   auto get_token = [&](bool fresh) -> Status {
     if (!fresh && !state.token.empty() && state.token_expires_at - 300 > unix_seconds()) return {};
     state.token.clear();
-    auto t = fetch_access_token(ep, remaining(deadline));
+    auto t = fetch_access_token(ep, remaining(deadline), o.client_id);
     if (!t.ok()) return std::move(t).error().context("service tags azure-api");
     state.token = std::move(t->token);
     state.token_expires_at = t->expires_at;

@@ -66,7 +66,10 @@ struct AccessToken {
   int64_t expires_at = 0;  // unix seconds
 };
 Result<AccessToken> parse_access_token(std::string_view json, int64_t now, std::string_view origin);
-Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, std::chrono::milliseconds timeout);
+// client_id: a user-assigned managed identity's client ID (a GUID), for machines and node
+// pools with several identities; empty: the one identity IMDS has.
+Result<AccessToken> fetch_access_token(const AzureEndpoints& ep, std::chrono::milliseconds timeout,
+                                       std::string_view client_id = {});
 
 // cloud = "auto", region = "auto", and (for source = "azure-api") an empty subscription,
 // filled in from IMDS. Nothing to fill: no request. Errors name the key and the fix.

@@ -25,6 +25,7 @@ struct AzureTagOptions {
   Cloud cloud = Cloud::kAuto;
   std::string location;
   std::string subscription;
+  std::string client_id;  // IMDS token of this user-assigned identity (empty: the machine's only one)
 };
 // What an azure-api source keeps between fetches (daemon/azure.cpp).
 struct AzureTagState {
@@ -55,7 +56,11 @@ class TagSource {
   // Fetched over the network (blocking for up to the timeout): run it off the event loop.
   bool is_remote() const { return is_url() || is_azure(); }
   // azure-api: the subscription, location and cloud to ask about (see AzureTagOptions).
-  void set_azure(AzureTagOptions o) { azure_ = std::move(o); }
+  // Another identity (client_id) drops the token of the old one.
+  void set_azure(AzureTagOptions o) {
+    if (o.client_id != azure_.client_id) azure_state_.token.clear();
+    azure_ = std::move(o);
+  }
   // After a failed fetch: the server asked to wait this long (HTTP 429 Retry-After).
   std::optional<uint64_t> retry_after_s() const { return azure_state_.retry_after_s; }
   // Largest body accepted (the public file is ~4 MiB; the limit stops a hostile server).

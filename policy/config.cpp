@@ -131,7 +131,7 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& section_key
         {"[inbound]", {"enforce", "ssh_from"}},
         {"[egress]", {"local"}},
         {"[forward]", {"interfaces", "sources", "dns_redirect"}},
-        {"[service_tags]", {"source", "refresh", "max_shrink", "subscription"}},
+        {"[service_tags]", {"source", "refresh", "max_shrink", "subscription", "client_id"}},
         {"[dns]",
          {"listen", "upstreams", "min_ttl", "max_ttl", "grace", "max_addresses_per_name", "max_learned",
           "allow_private", "redirect"}},

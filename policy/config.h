@@ -94,6 +94,7 @@ struct Config {
     uint64_t refresh_s = 24 * 3600;
     double max_shrink = 0.10;     // refuse an update removing more than this share of a tag
     std::string subscription;     // azure-api
+    std::string client_id;        // azure-api: a user-assigned managed identity (empty: the machine's only one)
   } service_tags;
 
   struct Dns {

@@ -116,7 +116,7 @@ void ConfigParser::parse_service_tags(const toml::node& n, const std::string& pa
   };
   walk(n, path,
        {{"source", source}, {"refresh", refresh}, {"max_shrink", max_shrink},
-        {"subscription", guid_key(&st.subscription)}},
+        {"subscription", guid_key(&st.subscription)}, {"client_id", guid_key(&st.client_id)}},
        "[service_tags]");
 }
 

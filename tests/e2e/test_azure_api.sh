@@ -134,4 +134,12 @@ expect_eq 901 "$(status_get 'd["service_tags"]["change_number"]')" "status answe
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ "$ms" -lt 2000 ]; then ok "status took ${ms} ms"; else bad "status took ${ms} ms"; fi
 expect_connect "$E2E_AML_WE_V4" 443 tcp "enforcing meanwhile"
+daemon_stop
+mode ok
+
+section "a user-assigned identity: service_tags.client_id"
+sed -i 's|^source = "azure-api"|&\nclient_id = "aaaaaaaa-1111-2222-3333-444444444444"|' "$E2E_CONFIG"
+expect_rc 0 "amlfw apply with client_id" af apply
+expect_true "the token asked for that identity" \
+  grep -q '"path": "/metadata/identity/oauth2/token", "query": "api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com%2F&client_id=aaaaaaaa-1111-2222-3333-444444444444", "metadata": "true"' "$AZ/requests.log"
 e2e_finish

@@ -390,6 +390,51 @@ TEST_F(AzureMock, UnauthorizedForbiddenAndNoIdentity) {
   EXPECT_EQ(f.error().message.find('\n'), std::string::npos);
 }
 
+TEST_F(AzureMock, UserAssignedIdentityByClientId) {
+  two_pages(9);
+  const std::string id_a = "aaaaaaaa-1111-2222-3333-444444444444";
+  const std::string id_b = "bbbbbbbb-1111-2222-3333-444444444444";
+  TagSource src = azure_source(10, AzureTagOptions{Cloud::kPublic, "westeurope", kSub, id_a});
+  auto f = src.fetch();
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  auto token_targets = [this] {
+    std::vector<std::string> out;
+    for (const auto& r : server_->requests())
+      if (r.path() == "/metadata/identity/oauth2/token") out.push_back(r.target);
+    return out;
+  };
+  auto t = token_targets();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_NE(t[0].find("&client_id=" + id_a), std::string::npos) << t[0];
+  // The same identity: the token is reused; another identity (a reload): a token of its own.
+  src.set_azure(AzureTagOptions{Cloud::kPublic, "westeurope", kSub, id_a});
+  ASSERT_TRUE(src.fetch().ok());
+  EXPECT_EQ(token_targets().size(), 1u);
+  src.set_azure(AzureTagOptions{Cloud::kPublic, "westeurope", kSub, id_b});
+  ASSERT_TRUE(src.fetch().ok());
+  t = token_targets();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_NE(t[1].find("&client_id=" + id_b), std::string::npos) << t[1];
+  // Without client_id: no parameter (IMDS picks the machine's only identity).
+  TagSource plain = azure_source(10, AzureTagOptions{Cloud::kPublic, "westeurope", kSub});
+  ASSERT_TRUE(plain.fetch().ok());
+  t = token_targets();
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_EQ(t[2].find("client_id"), std::string::npos) << t[2];
+  // An identity IMDS does not know: the error names the key to check.
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    token_reply_ = {400, R"({"error":"invalid_request","error_description":"Identity not found"})"};
+  }
+  TagSource wrong = azure_source(10, AzureTagOptions{Cloud::kPublic, "westeurope", kSub, id_b});
+  f = wrong.fetch();
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.error().message.find("Identity not found"), std::string::npos) << f.error().message;
+  EXPECT_NE(f.error().message.find("client_id " + id_b), std::string::npos) << f.error().message;
+  EXPECT_NE(f.error().message.find("check that service_tags.client_id"), std::string::npos) << f.error().message;
+  EXPECT_EQ(f.error().message.find('\n'), std::string::npos);
+}
+
 TEST_F(AzureMock, ThrottledShortRetryAfterIsWaitedFor) {
   std::atomic<int> calls{0};
   set_arm([&calls](const HttpRequest&, const std::string&) -> HttpReply {

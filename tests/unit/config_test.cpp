@@ -102,6 +102,7 @@ TEST(Config, EmptyTextGivesTheDefaults) {
   EXPECT_EQ(c.service_tags.refresh_s, 86400u);
   EXPECT_DOUBLE_EQ(c.service_tags.max_shrink, 0.10);
   EXPECT_EQ(c.service_tags.subscription, "");
+  EXPECT_EQ(c.service_tags.client_id, "");
   EXPECT_EQ(c.dns.listen, "127.0.0.1:53");
   EXPECT_TRUE(c.dns.upstreams.empty());
   EXPECT_EQ(c.dns.min_ttl_s, 60u);
@@ -186,6 +187,7 @@ source = "https://example.com/ServiceTags_AzureGovernment.json"
 refresh = "1h30m"
 max_shrink = 0.25
 subscription = "11111111-2222-3333-4444-555555555555"
+client_id = "AAAAAAAA-1111-2222-3333-444444444444"
 
 [dns]
 listen = "[::1]:5353"
@@ -243,6 +245,7 @@ listen = "127.0.0.1:9469"
   EXPECT_EQ(c.service_tags.refresh_s, 5400u);
   EXPECT_DOUBLE_EQ(c.service_tags.max_shrink, 0.25);
   EXPECT_EQ(c.service_tags.subscription, "11111111-2222-3333-4444-555555555555");
+  EXPECT_EQ(c.service_tags.client_id, "aaaaaaaa-1111-2222-3333-444444444444");
   EXPECT_EQ(c.dns.listen, "[::1]:5353");
   EXPECT_EQ(c.dns.upstreams,
             (std::vector<std::string>{"192.0.2.53", "192.0.2.54:5353", "[2001:db8::53]:53", "2001:db8::54"}));
@@ -262,7 +265,7 @@ listen = "127.0.0.1:9469"
   EXPECT_EQ(c.allow[0].proto, Proto::kTcp);
   EXPECT_EQ(c.allow[0].direction, "egress");
   EXPECT_EQ(c.allow[0].why, "CI pulls from GitHub");
-  EXPECT_EQ(c.allow[0].where, "t.toml:52:1");
+  EXPECT_EQ(c.allow[0].where, "t.toml:53:1");
   EXPECT_EQ(c.allow[1].cidr, "198.51.100.0/24");
   EXPECT_EQ(c.allow[1].fqdn, "");
   EXPECT_EQ(c.allow[1].proto, Proto::kUdp);
@@ -469,6 +472,9 @@ const ErrorCase kErrorCases[] = {
      "https:// URL or \"azure-api\")"},
     {"[service_tags]\nsubscription = \"my-subscription\"",
      "t.toml:2:16: service_tags.subscription: 'my-subscription' is not a GUID (write the 36-character ID, "
+     "e.g. \"0a1b2c3d-0000-4000-8000-00000000abcd\")"},
+    {"[service_tags]\nclient_id = \"my-identity\"",
+     "t.toml:2:13: service_tags.client_id: 'my-identity' is not a GUID (write the 36-character ID, "
      "e.g. \"0a1b2c3d-0000-4000-8000-00000000abcd\")"},
     // dns
     {"[dns]\nlisten = \"127.0.0.1\"",
