@@ -28,7 +28,8 @@ SECS=${2:-3}
 ROUNDS=${3:-5}
 case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
-TAGS=$(cd "$HERE/../../shared/data/servicetags" 2>/dev/null && ls "$PWD"/ServiceTags_Public_*.json | head -n 1)
+. "$HERE/lib.sh"
+TAGS=$(bench_real_tags "$HERE")
 BENCH="$BUILD/bench/ebpf_connect_bench"
 AMLFW="$BUILD/amlfw"
 for f in "$BENCH" "$AMLFW"; do [ -x "$f" ] || { echo "missing $f (build it)" >&2; exit 1; }; done
@@ -74,71 +75,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$H" && ip netns add "$I" || exit 1
-ip -n "$H" link set lo up
-ip -n "$I" link set lo up
-ip -n "$H" link add veth0 type veth peer name veth0 netns "$I"
-ip -n "$H" addr add 192.0.2.1/28 dev veth0
-ip -n "$I" addr add 192.0.2.2/28 dev veth0
-ip -n "$H" link set veth0 up
-ip -n "$I" link set veth0 up
-ip -n "$H" route add default via 192.0.2.2
-ip -n "$I" route add local 203.0.113.0/24 dev lo
-# Room for the connection churn of the client.
-ip netns exec "$H" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
-ip netns exec "$I" sysctl -qw net.ipv4.tcp_max_syn_backlog=8192 net.core.somaxconn=8192
+bench_topology "$H" "$I" || exit 1
 mkdir "$CG" || exit 1
-
-ip netns exec "$I" "$BENCH" serve 443 1 >"$TMP/server.log" 2>&1 &
-PIDS+=($!)
-ip netns exec "$I" iperf3 -s -B 203.0.113.10 -p 8443 >"$TMP/iperf.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
+bench_servers "$I" "$BENCH" "$TMP"
 
 config() {  # BACKEND
-  cat <<EOF
-catalog = "2021-10"
-cloud = "public"
-region = "westeurope"
-storage_accounts = ["mystore"]
-container_registries = ["myregistry1"]
-backend = "$1"
-
-[features]
-custom_images = true
-user_managed_dependencies = true
-hbi_workspace = true
-r = true
-vscode = true
-support_diagnostics = true
-aks = true
-arc_extension = true
-arc_training = true
-arc_inference = true
-
-[inbound]
-enforce = true
-ssh_from = ["198.51.100.0/24"]
-
-[service_tags]
-source = "$TAGS"
-
-[dns]
-upstreams = ["127.0.0.1"]
-
-[paths]
-state_dir = "$TMP/state"
-runtime_dir = "$TMP/run"
-
-[[allow]]
-cidr = "203.0.113.0/24"
-ports = ["443", "8443"]
-proto = "tcp"
-why = "benchmark endpoint"
-
-[ebpf]
-cgroup = "$CG"
-EOF
+  bench_config "$1" "$TAGS" "$TMP"
+  printf '\n[ebpf]\ncgroup = "%s"\n' "$CG"
 }
 config ebpf >"$TMP/ebpf.toml"
 config nftables >"$TMP/nftables.toml"
@@ -187,12 +130,6 @@ throughput() {
   in_cg iperf3 -c 203.0.113.10 -p 8443 -t "$SECS" -J 2>/dev/null |
     python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))'
 }
-med() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
-# rmed "BASE_SERIES" "SERIES": the median of SERIES[i] / BASE_SERIES[i], in %.
-rmed() {
-  python3 -c 'import statistics, sys; b, v = map(str.split, sys.argv[1:3]); print(f"{100 * statistics.median(float(y) / float(x) for x, y in zip(b, v)):.1f}")' "$1" "$2"
-}
-pct() { python3 -c "print(f'{100 * $2 / $1:.1f}')"; }   # BASE VALUE -> VALUE/BASE in %
 
 declare -A C T P
 NM=${#MODES[@]}

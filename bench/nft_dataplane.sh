@@ -22,7 +22,8 @@ SECS=${2:-3}
 ROUNDS=${3:-5}
 case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
-TAGS=$(cd "$HERE/../../shared/data/servicetags" 2>/dev/null && ls "$PWD"/ServiceTags_Public_*.json | head -n 1)
+. "$HERE/lib.sh"
+TAGS=$(bench_real_tags "$HERE")
 BENCH="$BUILD/bench/ebpf_connect_bench"
 SYN="$BUILD/bench/nft_syn_bench"
 AMLFW="$BUILD/amlfw"
@@ -47,16 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip netns add "$H" && ip netns add "$I" || exit 1
-ip -n "$H" link set lo up
-ip -n "$I" link set lo up
-ip -n "$H" link add veth0 type veth peer name veth0 netns "$I"
-ip -n "$H" addr add 192.0.2.1/28 dev veth0
-ip -n "$I" addr add 192.0.2.2/28 dev veth0
-ip -n "$H" link set veth0 up
-ip -n "$I" link set veth0 up
-ip -n "$H" route add default via 192.0.2.2
-ip -n "$I" route add local 203.0.113.0/24 dev lo
+bench_topology "$H" "$I" || exit 1
 # First-packet probe: 203.0.113.200 (same allow rule as the endpoint) goes out of d0 to a
 # MAC nobody has; the peer d1 drops it.
 ip -n "$H" link add d0 type veth peer name d1
@@ -64,16 +56,9 @@ ip -n "$H" link set d1 up
 ip -n "$H" link set d0 up
 ip -n "$H" route add 203.0.113.200/32 dev d0 src 192.0.2.1
 ip -n "$H" neigh add 203.0.113.200 lladdr 02:00:00:00:00:01 dev d0 nud permanent
-ip netns exec "$H" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
-ip netns exec "$I" sysctl -qw net.ipv4.tcp_max_syn_backlog=8192 net.core.somaxconn=8192
+bench_servers "$I" "$BENCH" "$TMP"
 
-ip netns exec "$I" "$BENCH" serve 443 1 >"$TMP/server.log" 2>&1 &
-PIDS+=($!)
-ip netns exec "$I" iperf3 -s -B 203.0.113.10 -p 8443 >"$TMP/iperf.log" 2>&1 &
-PIDS+=($!)
-sleep 0.5
-
-cat >"$TMP/amlfw.toml" <<EOT
+bench_config nftables "$TAGS" "$TMP" >"$TMP/amlfw.toml"
 catalog = "2021-10"
 region = "westeurope"
 storage_accounts = ["mystore"]
@@ -146,14 +131,12 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 clear_all
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
-med() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", 100 * a / b }'; }
 echo "# nftables data plane: $ROUNDS interleaved rounds of ${SECS}s (medians); kernel $(uname -r), $(nproc) CPUs"
 echo "# load average at start $load0, at end $load1"
 printf '%-10s %14s %7s %16s %7s %14s %12s\n' "" "connect/s" "ratio" "iperf3 Mbit/s" "ratio" "first SYN ns" "over none"
 c0=$(med ${C[none]}); t0=$(med ${T[none]}); s0=$(med ${S[none]})
 for v in "${VARIANTS[@]}"; do
   c=$(med ${C[$v]}); t=$(med ${T[$v]}); s=$(med ${S[$v]})
-  printf '%-10s %14s %6s%% %16s %6s%% %14s %12s\n' "$v" "$c" "$(pct "$c" "$c0")" "$t" "$(pct "$t" "$t0")" "$s" "$((s - s0))"
+  printf '%-10s %14s %6s%% %16s %6s%% %14s %12s\n' "$v" "$c" "$(pct "$c0" "$c")" "$t" "$(pct "$t0" "$t")" "$s" "$((s - s0))"
 done
 for v in "${VARIANTS[@]}"; do echo "# $v: connect ${C[$v]}| iperf3 ${T[$v]}| syn ns ${S[$v]}"; done
