@@ -66,7 +66,7 @@ Status add_tag_rule(const CompileInput& in, Rule r, std::string_view article_nam
   auto found = lookup_tag(*in.tags, article_name, in.config->region);
   if (found.tag == nullptr)
     return data_error(std::string(where) + ": service tag '" + found.wanted + "' is missing from " +
-                      (in.tags->cloud.empty() ? std::string("the service-tags data") : in.tags->cloud) +
+                      (in.tags->cloud.empty() ? std::string("the service-tags") : in.tags->cloud) +
                       " data (changeNumber " + std::to_string(in.tags->change_number) +
                       "); check region, or use a newer service-tags file");
   r.kind = DestKind::kServiceTag;
