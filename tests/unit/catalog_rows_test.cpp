@@ -335,5 +335,66 @@ TEST(CatalogRows, TemplatedHostsWithoutValuesAreSkippedAndSaid) {
   EXPECT_GT(checked, 20u);
 }
 
+// Each tag the real catalog needs, taken out of the data in turn: the compile fails with
+// one line naming the row and the tag, never a policy without that row.
+TEST(CatalogRows, EachRequiredTagMissingIsAnErrorNamingRowAndTag) {
+  size_t checked = 0;
+  for (const auto& rev : catalog_revisions()) {
+    const Catalog& cat = **builtin_catalog(rev);
+    for (const CloudCase& c : kClouds) {
+      SCOPED_TRACE(rev + " " + c.key);
+      const Config cfg = config_for(rev, c, features_where(false, {}));  // every feature on
+      const ServiceTags full = tags_for(c);
+      for (const CatalogRow& row : cat.rows) {
+        if (row.service_tag.empty() ||
+            std::find(row.clouds.begin(), row.clouds.end(), c.cloud) == row.clouds.end())
+          continue;
+        std::string data_name;
+        for (const auto& [article, data] : kTagNames)
+          if (article == row.service_tag) data_name = with_region(data, c);
+        ASSERT_FALSE(data_name.empty()) << row.service_tag;
+        ServiceTags cut = full;
+        cut.tags.erase(std::remove_if(cut.tags.begin(), cut.tags.end(),
+                                      [&](const ServiceTag& t) { return t.name == data_name; }),
+                       cut.tags.end());
+        ASSERT_EQ(cut.tags.size() + 1, full.tags.size()) << data_name;
+        cut.build_index();
+        auto p = compile_with(cfg, cat, cut);
+        ASSERT_FALSE(p.ok()) << row.id << " compiled without " << data_name;
+        EXPECT_EQ(p.error().code, Exit::kData);
+        const std::string& m = p.error().message;
+        EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+        // The first row that needs the tag is named (NR2 before IN2 for AzureMachineLearning ...).
+        std::string first;
+        for (const CatalogRow& r : cat.rows)
+          if (first.empty() && r.service_tag == row.service_tag &&
+              std::find(r.clouds.begin(), r.clouds.end(), c.cloud) != r.clouds.end())
+            first = r.id;
+        EXPECT_EQ(m, "catalog " + rev + " row " + first + ": service tag '" +
+                         (data_name.find('.') != std::string::npos && row.service_tag.find(".region") != std::string::npos
+                              ? data_name.substr(0, data_name.find('.') + 1) + c.region
+                              : data_name) +
+                         "' is missing from " + c.data_cloud +
+                         " data (changeNumber 9); check region, or use a newer service-tags file");
+        ++checked;
+      }
+    }
+  }
+  // 2021-10: 10 tag rows (NR5 not in China) -> 29; 2026-03: 12 tag rows (NR5 not in China) -> 35.
+  EXPECT_EQ(checked, 29u + 35u);
+
+  // Data that names no cloud (built in memory) is "the service-tags data".
+  ServiceTags nameless = tags_for(kClouds[0]);
+  nameless.cloud.clear();
+  nameless.tags.erase(nameless.tags.begin());  // AzureActiveDirectory
+  nameless.build_index();
+  auto p = compile_with(config_for("2021-10", kClouds[0], features_where(false, {})), **builtin_catalog("2021-10"),
+                        nameless);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message,
+            "catalog 2021-10 row NR1: service tag 'AzureActiveDirectory' is missing from the service-tags data "
+            "(changeNumber 9); check region, or use a newer service-tags file");
+}
+
 }  // namespace
 }  // namespace amlfw
