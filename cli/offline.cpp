@@ -61,7 +61,9 @@ int cmd_plan(const Options& o) {
     auto j = plan_json(l->policy);
     if (dflt) j["config"] = "embedded default";
     else j["config"] = l->config.path;
-    if (dflt) std::cout << "# amlfw: " << o.config << " not found: using the embedded default configuration\n";
+    // stdout stays one JSON document (for jq and the like): the notice goes to stderr, and
+    // "config" says "embedded default".
+    if (dflt) std::cerr << "amlfw: " << o.config << " not found: using the embedded default configuration\n";
     std::cout << j.dump(2) << "\n";
   } else if (o.format == "nft") {
     if (dflt) std::cout << "# amlfw: " << o.config << " not found: using the embedded default configuration\n";
