@@ -26,8 +26,24 @@ ask() {  # NAME [TYPE] [--tcp]: query the proxy; sets ANS, RCODE, ASK_MS
   ANS=$(echo "$out" | awk '$1 == "A" || $1 == "AAAA" {print $2}')
   RCODE=$(echo "$out" | head -1)
 }
-# learned_count [REGEX]: elements of the learned-address sets (n4_*, n6_*) matching REGEX.
+# learned_count [REGEX]: (group, address) entries the kernel holds for learned addresses
+# matching REGEX (what dns.max_learned bounds). nftables: the elements of the learned-address
+# sets (n4_*, n6_*, one per group). eBPF: the live entries of the active generation's
+# learned maps (amlfw_table: `ebpf_tool dump --content`, "learned ADDR groups=BITMAP"), each
+# counted once per group bit.
 learned_count() {
+  if is_ebpf; then
+    amlfw_table | "$E2E_PY" -c '
+import re, sys
+pat = re.compile(sys.argv[1])
+n = 0
+for line in sys.stdin:
+    f = line.split()
+    if len(f) == 3 and f[0] == "learned" and f[2].startswith("groups=") and pat.search(f[1]):
+        n += bin(int(f[2][7:])).count("1")
+print(n)' "${1:-.}"
+    return
+  fi
   hx nft -j list table inet amlfw 2>/dev/null | "$E2E_PY" -c '
 import json, re, sys
 pat = re.compile(sys.argv[1])
@@ -92,8 +108,9 @@ expect_eq " 40 ok" "$res" "connections to the 40 addresses"
 sleep 6  # the state file is written every 5 s
 daemon_stop
 expect_rc 0 "amlfw flush (as after a reboot: the kernel forgot everything)" af flush
-kill "$(cat "$E2E_TMP/dnsmasq.pid")" 2>/dev/null
-wait_until 3 bash -c "! kill -0 $(cat "$E2E_TMP/dnsmasq.pid") 2>/dev/null"
+dpid=$(cat "$E2E_TMP/dnsmasq.pid")
+kill "$dpid" 2>/dev/null
+wait_until 3 bash -c "! kill -0 $dpid 2>/dev/null" || bad "dnsmasq did not stop"
 daemon_start
 daemon_wait_ready 15 || bad "amlfw run did not become ready after the flush"
 expect_connect "$(name_v4 chain.anaconda.org)" 443 tcp "after flush + restart, upstream down"
