@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -111,10 +110,14 @@ ServiceTags tags_for(const CloudCase& c) {
 // The features a condition names.
 std::set<std::string> named_features(const std::string& when) {
   std::set<std::string> out;
-  static const std::regex kWord("[a-z_]+");
-  for (auto it = std::sregex_iterator(when.begin(), when.end(), kWord); it != std::sregex_iterator(); ++it) {
-    const std::string w = it->str();
-    if (w != "true" && w != "false") out.insert(w);
+  std::string word;
+  for (const char ch : when + " ") {
+    if ((ch >= 'a' && ch <= 'z') || ch == '_') {
+      word += ch;
+      continue;
+    }
+    if (!word.empty() && word != "true" && word != "false") out.insert(word);
+    word.clear();
   }
   return out;
 }
