@@ -52,22 +52,36 @@ expect_eq "$(sj 'd["generation"]')" "$(m amlfw_generation)" "amlfw_generation = 
 expect_eq "$(sj 'd["rules"]')" "$(m amlfw_rules)" "amlfw_rules = status rules"
 expect_eq 375 "$(m amlfw_service_tags_change_number)" "amlfw_service_tags_change_number"
 expect_match '^[0-9]+$' "$(m amlfw_service_tags_age_seconds)" "amlfw_service_tags_age_seconds"
-expect_eq 1 "$(m 'amlfw_info{mode="enforce",backend="nftables"}')" "amlfw_info"
+expect_eq 1 "$(m "amlfw_info{mode=\"enforce\",backend=\"$E2E_BACKEND\"}")" "amlfw_info (backend $E2E_BACKEND)"
 expect_eq 1 "$(m amlfw_counters_read_ok)" "kernel counters read"
-expect_match '^[0-9]+$' "$(m 'amlfw_denied_packets_total{chain="output",action="reject"}')" "denied counter of the output chain"
+# The chain of the denied counters: nftables' output chain; eBPF: the hook (connect4 decides
+# an IPv4 connect()).
+if is_ebpf; then DENY_CHAIN=connect4; else DENY_CHAIN=output; fi
+expect_match '^[0-9]+$' "$(m "amlfw_denied_packets_total{chain=\"$DENY_CHAIN\",action=\"reject\"}")" "denied counter of $DENY_CHAIN"
 expect_true "learned addresses appear ($(metric amlfw_learned_addresses))" \
   wait_until 15 bash -c "[ \"\$(ip netns exec $E2E_HNS curl -s $URL | awk '\$1 == \"amlfw_learned_addresses\" {print \$2}')\" -ge 10 ]"
 
 section "kernel counters follow traffic"
+# nftables counts packets per rule group (NR2's accept rules); eBPF counts decisions per hook
+# (amlfw_rule_packets_total{chain="connect4|connect6",rules="allowed"}): one connect() each.
 nr2() { scrape | awk '$1 ~ /^amlfw_rule_packets_total\{chain="output",rules="([^"]*,)?NR2(,[^"]*)?"\}$/ {s += $2} END {print s + 0}'; }
-den() { metric 'amlfw_denied_packets_total{chain="output",action="reject"}'; }
-a0=$(nr2); d0=$(den)
+allowed() { metric "amlfw_rule_packets_total{chain=\"$1\",rules=\"allowed\"}"; }
+den() { metric "amlfw_denied_packets_total{chain=\"$DENY_CHAIN\",action=\"reject\"}"; }
+if is_ebpf; then a40=$(allowed connect4); a60=$(allowed connect6); else a0=$(nr2); fi
+d0=$(den)
 expect_connect "$E2E_AML_WE_V4" 443 tcp "AzureMachineLearning (NR2)"
 expect_connect "$E2E_AML_WE_V6" 443 tcp "AzureMachineLearning (NR2, IPv6)"
 expect_blocked "$E2E_UNLISTED_V4" 8080 tcp unlisted
-a1=$(nr2); d1=$(den)
-expect_true "NR2 packets grew by 2 or more ($a0 -> $a1)" test "$a1" -ge $((a0 + 2))
-expect_true "denied packets grew ($d0 -> $d1)" test "$d1" -gt "$d0"
+d1=$(den)
+if is_ebpf; then
+  a41=$(allowed connect4); a61=$(allowed connect6)
+  expect_true "connect4 allowed grew ($a40 -> $a41)" test "${a41:-0}" -ge $((${a40:-0} + 1))
+  expect_true "connect6 allowed grew ($a60 -> $a61)" test "${a61:-0}" -ge $((${a60:-0} + 1))
+else
+  a1=$(nr2)
+  expect_true "NR2 packets grew by 2 or more ($a0 -> $a1)" test "$a1" -ge $((a0 + 2))
+fi
+expect_true "denied packets grew ($d0 -> $d1)" test "${d1:-0}" -gt "${d0:-0}"
 
 section "other requests"
 expect_eq 404 "$(hx curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/")" "GET /: 404"

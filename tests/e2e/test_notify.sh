@@ -36,12 +36,12 @@ E2E_DAEMON_PID=""
 expect_eq 0 "$(count READY=1)" "no READY=1"
 expect_match "STATUS=start failed: .*broken.toml:[0-9]+:[0-9]+: mode: 'enforced'" "$(cat "$NLOG")" "STATUS says why"
 expect_eq 1 "$(count ERRNO=)" "ERRNO= sent"
-expect_true "nothing was programmed" bash -c "! ip netns exec $E2E_HNS nft list table inet amlfw >/dev/null 2>&1"
+expect_true "nothing was programmed (no $(e2e_enforcement_name))" enforcement_absent
 
 section "READY=1 once the policy is in the kernel"
 run_daemon "$E2E_CONFIG" 400000
 if wait_until 15 grep -q '^READY=1' "$NLOG"; then ok "READY=1"; else bad "no READY=1: $(cat "$NLOG")"; fi
-expect_true "table inet amlfw exists when READY=1 is seen" hx nft list table inet amlfw
+expect_true "$(e2e_enforcement_name) in place when READY=1 is seen" enforcement_installed
 expect_match "^STATUS=enforcing 30 rules .*generation 1, service tags #375" "$(grep -m1 '^STATUS=' "$NLOG")" \
   "STATUS with READY=1 summarises the policy"
 expect_eq 1 "$(count READY=1)" "exactly one READY=1 at start"
@@ -79,6 +79,6 @@ section "STOPPING=1"
 daemon_stop
 expect_eq 1 "$(count STOPPING=1)" "STOPPING=1 at SIGTERM"
 expect_match "^STATUS=stopping; enforcement stays in force" "$(grep '^STATUS=' "$NLOG" | tail -1)" "last STATUS"
-expect_true "the policy stays after the stop" hx nft list table inet amlfw
+expect_true "the policy stays after the stop ($(e2e_enforcement_name))" enforcement_installed
 af flush >/dev/null 2>&1
 e2e_finish
