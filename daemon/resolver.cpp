@@ -154,7 +154,9 @@ Status Resolver::init(const ResolverOptions& opts) {
   }
   channel_ = ch;
   so_mark_ = opts.so_mark;
-  if (so_mark_ != 0) ares_set_socket_callback(channel_, &Resolver::on_socket, this);
+  // The configure callback runs before c-ares connects the socket (the plain socket callback
+  // runs after): eBPF's connect4/6 decide at connect() and must already see the mark.
+  if (so_mark_ != 0) ares_set_socket_configure_callback(channel_, &Resolver::on_socket, this);
   ares_timer_ = loop_.add_timer([this] { process(ARES_SOCKET_BAD, ARES_SOCKET_BAD); });
   deliver_timer_ = loop_.add_timer([this] { deliver(); });
   return set_servers(opts.servers);

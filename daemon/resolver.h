@@ -119,7 +119,7 @@ class Resolver {
   Resolver(EventLoop& loop) : loop_(loop) {}
   Status init(const ResolverOptions& opts);
   static void sock_state_cb(void* data, int fd, int readable, int writable);
-  static int on_socket(int fd, int type, void* data);  // c-ares made a socket: SO_MARK it
+  static int on_socket(int fd, int type, void* data);  // c-ares made a socket (not yet connected): SO_MARK it
   static void query_cb(void* arg, int status, int timeouts, unsigned char* abuf, int alen);
   void on_answer(uint64_t name_id, bool v6, int status, int timeouts, const unsigned char* abuf, int alen);
   void finish(uint64_t name_id);
