@@ -9,6 +9,8 @@
 # hosts file: every name its own IPv6 address, so each new name is new work for the kernel):
 #   direct   dnsmasq on 127.0.0.1:5301                      (the upstream itself)
 #   amlfw    amlfw run, proxy on 127.0.0.1:5300 -> 5301      (nftables backend, learns every answer)
+#   ebpf     amlfw run, proxy on 127.0.0.1:5303 -> 5301      (eBPF backend: programs on an empty
+#            cgroup of the bench, pins in /sys/fs/bpf/amlfw-dnsbench-PID; learns into BPF maps)
 #   sudo bench/dns_bench.sh /path/to/amlfw [SECONDS]   (dns_latency_bench is looked for next to amlfw's
 #                                                       build: <build>/bench/dns_latency_bench)
 #   nftset   dnsmasq on 127.0.0.1:5302 -> 5301, --cache-size=0, nftset= for anaconda.org
@@ -29,19 +31,40 @@ for t in dnsperf dnsmasq nft ip python3; do
   command -v "$t" >/dev/null || { echo "dns_bench: SKIP: $t missing" >&2; exit 77; }
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
 NS="amlfw-bench-$$"
 TMP=$(mktemp -d /tmp/amlfw-dnsbench.XXXXXX)
 PIDS=()
+CG2=$(bench_cgroup2)
+CG=${CG2:+$CG2/amlfw-dnsbench-$$}
+PIN=/sys/fs/bpf/amlfw-dnsbench-$$   # never the real /sys/fs/bpf/amlfw
+BPFFS_WAS_MOUNTED=0
+[ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" = bpf_fs ] && BPFFS_WAS_MOUNTED=1
 cleanup() {
+  local p _
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for _ in $(seq 30); do  # up to 3 s for the daemons to stop on SIGTERM
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
+    kill -0 "$p" 2>/dev/null || break
+    sleep 0.1
+  done
   for p in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ -d "$PIN" ]; then
+    AMLFW_EBPF_PIN_DIR=$PIN nsenter --net="/run/netns/$NS" "$AMLFW" flush --config "$TMP/ebpf.toml" >/dev/null 2>&1
+    rm -rf "$PIN"
+  fi
+  [ -n "$CG" ] && [ -d "$CG" ] && rmdir "$CG" 2>/dev/null
+  if [ "$BPFFS_WAS_MOUNTED" = 0 ] && [ -z "$(ls -A /sys/fs/bpf 2>/dev/null | grep -vE '^(maps|progs)\.debug$')" ]; then
+    umount /sys/fs/bpf 2>/dev/null
+  fi
   ip netns del "$NS" 2>/dev/null
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 nx() { ip netns exec "$NS" "$@"; }
 
-NAMES=${DNS_BENCH_NAMES:-400000}  # distinct names in the hosts file
+NAMES=${DNS_BENCH_NAMES:-480000}  # distinct names in the hosts file
 ip netns add "$NS"
 nx ip link set lo up
 
@@ -55,8 +78,8 @@ with open(f"{tmp}/hosts", "w") as f:
     for i in range(100):
         f.write(f"2001:db8:ffff:{i:x}::1 r{i}.anaconda.org\n")
 # Disjoint name ranges per (server, phase) so that "new" names are really new.
-per = n // 6
-for k, part in enumerate(["amlfw_lat", "amlfw_thr", "nftset_lat", "nftset_thr", "direct_lat", "direct_thr"]):
+per = n // 8
+for k, part in enumerate(["amlfw_lat", "amlfw_thr", "nftset_lat", "nftset_thr", "direct_lat", "direct_thr", "ebpf_lat", "ebpf_thr"]):
     with open(f"{tmp}/new_{part}.txt", "w") as f:
         for i in range(k * per, (k + 1) * per):
             f.write(f"n{i}.anaconda.org AAAA\n")
@@ -101,8 +124,24 @@ mkdir -p "$TMP/state" "$TMP/run"
 ip netns exec "$NS" "$AMLFW" run --config "$TMP/amlfw.toml" >"$TMP/amlfw.log" 2>&1 &
 APID=$!
 PIDS+=($APID)
+# The same with the eBPF backend (nsenter: `ip netns exec` would hide bpffs and the cgroup2 mount).
+SERVERS="direct amlfw nftset"
+PORTS="5300 5301 5302"
+if [ -n "$CG" ] && mkdir "$CG" 2>/dev/null; then
+  sed -e 's/^listen = .*/listen = "127.0.0.1:5303"/' -e "s|^state_dir = .*|state_dir = \"$TMP/state-ebpf\"|" \
+    -e "s|^runtime_dir = .*|runtime_dir = \"$TMP/run-ebpf\"|" "$TMP/amlfw.toml" >"$TMP/ebpf.toml"
+  printf 'backend = "ebpf"\n' | cat - "$TMP/ebpf.toml" >"$TMP/ebpf.toml.new" && mv "$TMP/ebpf.toml.new" "$TMP/ebpf.toml"
+  printf '[ebpf]\ncgroup = "%s"\n' "$CG" >>"$TMP/ebpf.toml"
+  mkdir -p "$TMP/state-ebpf" "$TMP/run-ebpf"
+  AMLFW_EBPF_PIN_DIR=$PIN nsenter --net="/run/netns/$NS" "$AMLFW" run --config "$TMP/ebpf.toml" >"$TMP/ebpf.log" 2>&1 &
+  PIDS+=($!)
+  SERVERS="direct amlfw ebpf nftset"
+  PORTS="$PORTS 5303"
+else
+  echo "# (no ebpf row: no cgroup2 mount to attach to)"
+fi
 printf 'n0.anaconda.org AAAA\n' >"$TMP/one.txt"
-for port in 5300 5301 5302; do
+for port in $PORTS; do
   ok=0
   for _ in $(seq 50); do
     if nx dnsperf -s 127.0.0.1 -p $port -d "$TMP/one.txt" -n 1 -t 1 2>/dev/null | grep -q 'NOERROR 1'; then ok=1; break; fi
@@ -125,8 +164,8 @@ echo "dnsperf on loopback, ${SECS}s per run, $(nproc) CPUs; latency: one query a
 printf '%-8s %-7s %10s %10s %8s %12s %8s\n' server names p50_us p99_us n qps lost
 declare -A P50 P99 QPS
 for wl in repeat new; do
-  for srv in direct amlfw nftset; do
-    case $srv in direct) port=5301 ;; amlfw) port=5300 ;; nftset) port=5302 ;; esac
+  for srv in $SERVERS; do
+    case $srv in direct) port=5301 ;; amlfw) port=5300 ;; nftset) port=5302 ;; ebpf) port=5303 ;; esac
     if [ $wl = new ]; then lf="$TMP/new_${srv}_lat.txt"; tf="$TMP/new_${srv}_thr.txt"; else lf="$TMP/repeat.txt"; tf=$lf; fi
     read -r p50 p99 n _ < <(latency $port "$lf")
     if [ -n "${DNS_BENCH_PERF:-}" ] && [ $srv = amlfw ]; then
@@ -142,7 +181,15 @@ for wl in repeat new; do
   echo "$wl names: amlfw adds $(( ${P50[amlfw$wl]} - ${P50[direct$wl]} )) us median, $(( ${P99[amlfw$wl]} - ${P99[direct$wl]} )) us p99 over direct;" \
     "dnsmasq+nftset adds $(( ${P50[nftset$wl]} - ${P50[direct$wl]} )) us median;" \
     "throughput amlfw/nftset = $(awk -v a="${QPS[amlfw$wl]}" -v b="${QPS[nftset$wl]}" 'BEGIN {printf "%.2f", b ? a / b : 0}')x"
+  if [ -n "${QPS[ebpf$wl]:-}" ]; then
+    echo "$wl names, eBPF backend: adds $(( ${P50[ebpf$wl]} - ${P50[direct$wl]} )) us median, $(( ${P99[ebpf$wl]} - ${P99[direct$wl]} )) us p99 over direct;" \
+      "throughput ebpf/nftset = $(awk -v a="${QPS[ebpf$wl]}" -v b="${QPS[nftset$wl]}" 'BEGIN {printf "%.2f", b ? a / b : 0}')x"
+  fi
 done
 learned=$(nx nft list table inet amlfw 2>/dev/null | grep -o '2001:db8:[0-9a-f:]*::1' | wc -l)
 echo "addresses amlfw learned into the kernel: $learned; dnsmasq nftset: $(nx nft list set inet bench learned6 | grep -o '2001:db8:[0-9a-f:]*::1' | wc -l)"
+if [ -f "$TMP/ebpf.toml" ]; then
+  echo "addresses the eBPF backend learned (amlfw status): $("$AMLFW" status --config "$TMP/ebpf.toml" --json 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["learned_addresses"])' 2>/dev/null)"
+fi
 grep -E '<[0-3]>' "$TMP/amlfw.log" | head -5

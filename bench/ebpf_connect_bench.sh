@@ -39,7 +39,7 @@ for t in iperf3 bpftool nsenter python3; do command -v "$t" >/dev/null || { echo
 
 H=amlfw-bench-h-$$
 I=amlfw-bench-i-$$
-CG2=$(awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' /proc/self/mountinfo | head -n 1)
+CG2=$(bench_cgroup2)
 [ -n "$CG2" ] || { echo "no cgroup2 mount" >&2; exit 1; }
 CG=$CG2/amlfw-bench-$$
 export AMLFW_EBPF_PIN_DIR=/sys/fs/bpf/amlfw-bench-$$   # never the real /sys/fs/bpf/amlfw

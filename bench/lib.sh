@@ -9,6 +9,12 @@ bench_real_tags() {
   (cd "$1/../../shared/data/servicetags" 2>/dev/null && ls "$PWD"/ServiceTags_Public_*.json | head -n 1)
 }
 
+# bench_cgroup2: where cgroup v2 is mounted (from /proc/self/mountinfo: not always
+# /sys/fs/cgroup; /sys/fs/cgroup/unified on hybrid machines), or nothing.
+bench_cgroup2() {
+  awk '{for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' /proc/self/mountinfo | head -n 1
+}
+
 # bench_topology H I: namespace H (the client) --veth-- namespace I, where 203.0.113.0/24 is
 # local; H routes everything to I. Room for the connection churn of the client.
 bench_topology() {
