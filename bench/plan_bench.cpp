@@ -61,14 +61,20 @@ int main(int argc, char** argv) {
   const std::string bin = argv[1];
   const int n = argc > 2 ? std::atoi(argv[2]) : 11;
   const std::string tags = argc > 3 ? argv[3] : AMLFW_SHARED_DATA "/servicetags/ServiceTags_Public_20251028.json";
-  const std::string all = "/tmp/amlfw-plan-bench-" + std::to_string(getpid()) + ".toml";
-  {
-    std::ofstream f(all);
-    f << "storage_accounts = [\"mystore\"]\ncontainer_registries = [\"myacr\"]\n[features]\n";
-    for (const char* k : {"custom_images", "user_managed_dependencies", "hbi_workspace", "r", "vscode",
-                          "support_diagnostics", "aks", "arc_extension", "arc_training", "arc_inference"})
+  // Every feature on and every template filled, for each catalog revision.
+  auto write_all = [](const std::string& path, const char* revision) {
+    std::ofstream f(path);
+    f << "catalog = \"" << revision << "\"\nstorage_accounts = [\"mystore\"]\ncontainer_registries = [\"myacr1\"]\n"
+      << "workspace_id = \"0a1b2c3d-0000-4000-8000-00000000abcd\"\n[features]\n";
+    for (const char* k : {"compute_instance", "compute_cluster", "custom_images", "user_managed_dependencies",
+                          "hbi_workspace", "python", "r", "vscode", "support_diagnostics", "aks", "arc_extension",
+                          "arc_training", "arc_inference", "inbound", "pythonhosted"})
       f << k << " = true\n";
-  }
+  };
+  const std::string all = "/tmp/amlfw-plan-bench-" + std::to_string(getpid()) + ".toml";
+  const std::string all26 = "/tmp/amlfw-plan-bench-" + std::to_string(getpid()) + "-2026.toml";
+  write_all(all, "2021-10");
+  write_all(all26, "2026-03");
   const std::string none = "/nonexistent/amlfw.toml";  // the embedded default
   struct Case {
     const char* what;
@@ -78,9 +84,11 @@ int main(int argc, char** argv) {
       {"plan, default features (table)", {bin, "plan", "--config", none, "--service-tags", tags}},
       {"plan, every feature (json)", {bin, "plan", "--config", all, "--service-tags", tags, "--format", "json"}},
       {"plan, every feature (nft)", {bin, "plan", "--config", all, "--service-tags", tags, "--format", "nft"}},
+      {"plan, every feature, 2026-03 (json)",
+       {bin, "plan", "--config", all26, "--service-tags", tags, "--format", "json"}},
       {"version (process start only)", {bin, "version"}},
   };
-  std::printf("%-34s %10s %10s %12s %12s\n", "case", "median ms", "min ms", "RSS MiB", "vs goal");
+  std::printf("%-38s %10s %10s %12s %12s\n", "case", "median ms", "min ms", "RSS MiB", "vs goal");
   for (const auto& c : cases) {
     std::vector<double> ms;
     std::vector<long> rss;
@@ -91,10 +99,11 @@ int main(int argc, char** argv) {
     }
     const double m = median(ms);
     const double r = median(rss) / 1024.0;
-    std::printf("%-34s %10.1f %10.1f %12.1f %11.0f%%\n", c.what, m, *std::min_element(ms.begin(), ms.end()), r,
+    std::printf("%-38s %10.1f %10.1f %12.1f %11.0f%%\n", c.what, m, *std::min_element(ms.begin(), ms.end()), r,
                 100.0 * std::max(m / 150.0, r / 64.0));
   }
   std::printf("goal: parse + compile under 150 ms and peak RSS under 64 MiB (vs goal: the larger share used)\n");
   unlink(all.c_str());
+  unlink(all26.c_str());
   return 0;
 }
