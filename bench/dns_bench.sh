@@ -64,25 +64,31 @@ cleanup() {
 trap cleanup EXIT
 nx() { ip netns exec "$NS" "$@"; }
 
-NAMES=${DNS_BENCH_NAMES:-480000}  # distinct names in the hosts file
 ip netns add "$NS"
 nx ip link set lo up
 
 # Data: n<i>.anaconda.org -> 2001:db8:<hi>:<lo>::1 (AAAA) and the 100 repeated names.
-python3 - "$TMP" "$NAMES" <<'EOF'
+# Disjoint name ranges per (server, phase), each long enough for SECS seconds at the fastest
+# rate seen here, so that "new" names are really new (a run that gets through its whole list
+# says so: its last queries were repeats).
+python3 - "$TMP" "$SECS" <<'EOF'
 import sys
-tmp, n = sys.argv[1], int(sys.argv[2])
+tmp, secs = sys.argv[1], int(sys.argv[2])
+lat, fast, slow = 15000 * secs, 60000 * secs, 10000 * secs
+parts = {"amlfw_lat": lat, "ebpf_lat": lat, "nftset_lat": lat, "direct_lat": lat,
+         "amlfw_thr": fast, "ebpf_thr": fast, "nftset_thr": slow, "direct_thr": lat}
+n = sum(parts.values())
 with open(f"{tmp}/hosts", "w") as f:
     for i in range(n):
         f.write(f"2001:db8:{i >> 16:x}:{i & 0xffff:x}::1 n{i}.anaconda.org\n")
     for i in range(100):
         f.write(f"2001:db8:ffff:{i:x}::1 r{i}.anaconda.org\n")
-# Disjoint name ranges per (server, phase) so that "new" names are really new.
-per = n // 8
-for k, part in enumerate(["amlfw_lat", "amlfw_thr", "nftset_lat", "nftset_thr", "direct_lat", "direct_thr", "ebpf_lat", "ebpf_thr"]):
+k = 0
+for part, size in parts.items():
     with open(f"{tmp}/new_{part}.txt", "w") as f:
-        for i in range(k * per, (k + 1) * per):
+        for i in range(k, k + size):
             f.write(f"n{i}.anaconda.org AAAA\n")
+    k += size
 with open(f"{tmp}/repeat.txt", "w") as f:
     for rep in range(2000):
         for i in range(100):
@@ -154,10 +160,11 @@ done
 LATBIN=${DNS_LATENCY_BENCH:-$(dirname "$AMLFW")/bench/dns_latency_bench}
 [ -x "$LATBIN" ] || { echo "dns_bench: $LATBIN not found (build the dns_latency_bench target or set DNS_LATENCY_BENCH)" >&2; exit 2; }
 latency() { nx "$LATBIN" 127.0.0.1 "$1" "$2" "$SECS"; }
-# throughput PORT FILE -> "qps lost"
+# throughput PORT FILE -> "qps lost completed"
 throughput() {
   nx dnsperf -s 127.0.0.1 -p "$1" -d "$2" -n 1 -l "$SECS" -q 200 -c 4 -t 2 2>/dev/null |
-    awk '/Queries per second/ {q = $4} /Queries lost/ {l = $3} END {printf "%d %s\n", q, l}'
+    awk '/Queries per second/ {q = $4} /Queries lost/ {l = $3} /Queries completed/ {c = $3}
+         END {printf "%d %s %d\n", q, l, c}'
 }
 
 echo "dnsperf on loopback, ${SECS}s per run, $(nproc) CPUs; latency: one query at a time; throughput: 200 outstanding"
@@ -171,9 +178,14 @@ for wl in repeat new; do
     if [ -n "${DNS_BENCH_PERF:-}" ] && [ $srv = amlfw ]; then
       perf record -g -p "$APID" -o "$DNS_BENCH_PERF.$wl" -- sleep 2 >/dev/null 2>&1 &
     fi
-    read -r qps lost < <(throughput $port "$tf")
+    read -r qps lost done < <(throughput $port "$tf")
     P50[$srv$wl]=$p50; P99[$srv$wl]=$p99; QPS[$srv$wl]=$qps
-    printf '%-8s %-7s %10s %10s %8s %12s %8s\n' $srv $wl "$p50" "$p99" "$n" "$qps" "$lost"
+    note=""
+    if [ $wl = new ] && [ $srv != direct ]; then
+      [ "$n" -ge "$(wc -l <"$lf")" ] && note+=" (latency: list used up, some repeats)"
+      [ "${done:-0}" -ge "$(wc -l <"$tf")" ] && note+=" (throughput: list used up, some repeats)"
+    fi
+    printf '%-8s %-7s %10s %10s %8s %12s %8s%s\n' $srv $wl "$p50" "$p99" "$n" "$qps" "$lost" "$note"
   done
 done
 echo

@@ -34,13 +34,20 @@ constexpr size_t kRecvBuf = 64 * 1024;
 // Receive-queue cost of one ACK (skb truesize with headroom), to size SO_RCVBUF.
 constexpr size_t kAckCost = 2048;
 
-void raise_buffer(int fd, int force_opt, int opt, size_t want) {
+// Makes the socket buffer `opt` hold `want` bytes; `*have` is what it is known to hold (the
+// kernel doubles what is set), so that the common small batch costs no system call.
+void raise_buffer(int fd, int force_opt, int opt, size_t want, size_t* have) {
+  if (*have >= want) return;
   int cur = 0;
   socklen_t len = sizeof(cur);
-  if (getsockopt(fd, SOL_SOCKET, opt, &cur, &len) == 0 && static_cast<size_t>(cur) >= want * 2) return;
+  if (getsockopt(fd, SOL_SOCKET, opt, &cur, &len) == 0 && static_cast<size_t>(cur) >= want * 2) {
+    *have = static_cast<size_t>(cur) / 2;
+    return;
+  }
   int v = static_cast<int>(std::min<size_t>(want, 1u << 30));
   // The FORCE variant ignores net.core.[rw]mem_max (needs CAP_NET_ADMIN, which we need anyway).
   if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) != 0) setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+  if (getsockopt(fd, SOL_SOCKET, opt, &cur, &len) == 0) *have = static_cast<size_t>(cur) / 2;
 }
 
 struct Reply {
@@ -206,8 +213,8 @@ Status NftSocket::send(const NftBatch& b, int* errno_out, uint32_t* failed_seq) 
   if (iov.size() > 1024) return runtime_error("nft batch: too large (" + std::to_string(total) + " bytes)");
   // The whole batch is one skb: the send buffer must hold it; every reply must fit the
   // receive queue until we read it (the kernel answers during sendmsg).
-  raise_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, total + 4096);
-  raise_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (b.messages().size() + 2) * kAckCost + 65536);
+  raise_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, total + 4096, &sndbuf_);
+  raise_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (b.messages().size() + 2) * kAckCost + 65536, &rcvbuf_);
 
   sockaddr_nl snl{};
   snl.nl_family = AF_NETLINK;

@@ -103,6 +103,10 @@ class NftSocket {
   mnl_socket* nl_ = nullptr;
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
+  // The socket buffers as raised so far (0: not yet): a small batch (a learned address)
+  // asks the kernel nothing.
+  size_t sndbuf_ = 0;
+  size_t rcvbuf_ = 0;
 };
 
 }  // namespace amlfw
