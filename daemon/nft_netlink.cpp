@@ -253,6 +253,9 @@ Status NftSocket::send(const NftBatch& b, int* errno_out, uint32_t* failed_seq) 
         errors[r.seq] = r;
       }
     }
+    // Every message acknowledged: nothing more comes for this batch (no recv to find the
+    // queue empty: a learned address's answer waits for this call).
+    if (errors.empty() && !lost && acks >= b.messages().size()) break;
   }
   if (!errors.empty()) {
     const Reply& r = errors.begin()->second;
