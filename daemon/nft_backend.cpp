@@ -131,10 +131,10 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
     for (const auto& cd : d->chains) {
       ChainState cs;
       cs.regular = !cd.base;
-      cs.input = cd.base && cd.hooknum == NF_INET_LOCAL_IN;
-      cs.nat = cd.base && cd.type == "nat";
-      cs.forward = cd.base && cd.hooknum == NF_INET_FORWARD;
-      cs.prerouting = cd.base && cd.hooknum == NF_INET_PRE_ROUTING;
+      if (cd.base) {
+        cs.hook = cd.hooknum;
+        cs.type = cd.type;
+      }
       cur.chains[cd.name] = cs;
       unknown_chains.insert(cd.name);
       // Kept (flushed) only when it is the chain we would create under that name: a regular
@@ -159,15 +159,18 @@ Status NftBackend::apply_once(const Policy& p, const std::vector<PortGroup>& gro
   // The state after this transaction.
   State next;
   for (const auto& c : want.chains) {
-    next.chains[c.name] = ChainState{c.input, c.nat, c.regular, c.forward, c.prerouting, rule_texts(c)};
+    ChainState cs{c.regular, 0, "", rule_texts(c)};
+    if (!c.regular) {
+      cs.hook = nft_chain_hook(c);
+      cs.type = nft_chain_type(c);
+    }
+    next.chains[c.name] = std::move(cs);
   }
   // Per chain: kept as it is (same kind, rules known and unchanged), refilled (flushed and its
   // rules added again), or deleted (not wanted, or of the wrong kind: created again if wanted).
   auto same_kind = [&](const std::string& name, const ChainState& c) {
     auto it = next.chains.find(name);
-    return it != next.chains.end() && !bad_chains.count(name) && it->second.input == c.input &&
-           it->second.nat == c.nat && it->second.regular == c.regular && it->second.forward == c.forward &&
-           it->second.prerouting == c.prerouting;
+    return it != next.chains.end() && !bad_chains.count(name) && it->second.same_kind(c);
   };
   std::set<std::string> keep_chain, fill_chain;  // kept with its rules / whose rules are added
   for (const auto& [name, c] : cur.chains) {

@@ -53,12 +53,12 @@ class NftBackend final : public Enforcer {
     std::map<IpAddr, Clock::time_point> learned;  // kLearned: expiry as we know it
   };
   struct ChainState {
-    bool input = false;
-    bool nat = false;
+    // What the chain is hooked as: a regular chain (no hook), or its hook number and type.
     bool regular = false;
-    bool forward = false;
-    bool prerouting = false;
+    uint32_t hook = 0;
+    std::string type;
     std::vector<std::string> rule_texts;
+    bool same_kind(const ChainState& o) const { return regular == o.regular && hook == o.hook && type == o.type; }
   };
   struct State {
     std::map<std::string, SetState> sets;

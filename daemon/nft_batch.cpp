@@ -54,30 +54,6 @@ size_t item_of_element(const NftMsgInfo& m, size_t elem) {
   return item_count(m) - 1;
 }
 
-// A set, chain or rule of amlfw's table, for the messages that name one (delete, flush,
-// elements): the table, the family and, for sets and chains, the name.
-NftnlSet table_set(std::string_view name) {
-  NftnlSet s(nftnl_set_alloc());
-  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, std::string(kNftTable).c_str());
-  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, std::string(name).c_str());
-  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
-  return s;
-}
-NftnlChain table_chain(std::string_view name) {
-  NftnlChain c(nftnl_chain_alloc());
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(name).c_str());
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
-  return c;
-}
-NftnlRule chain_rules(std::string_view chain) {
-  NftnlRule r(nftnl_rule_alloc());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, std::string(kNftTable).c_str());
-  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, std::string(chain).c_str());
-  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
-  return r;
-}
-
 }  // namespace
 
 std::vector<NftIntervalElem> nft_interval_elems4(const Range4& r) {
@@ -187,14 +163,14 @@ void NftBatch::add_chain(const NftChainSpec& c) {
 }
 
 void NftBatch::flush_chain(std::string_view chain) {
-  NftnlRule r = chain_rules(chain);
+  NftnlRule r = nft_chain_rule(chain);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_DELRULE, NFPROTO_INET, NLM_F_ACK, ++seq_);
   nftnl_rule_nlmsg_build_payload(nlh, r.get());
   commit({seq_, NFT_MSG_DELRULE, "flush chain " + quoted(chain)});
 }
 
 void NftBatch::delete_chain(std::string_view chain) {
-  NftnlChain c = table_chain(chain);
+  NftnlChain c = nft_table_chain(chain);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_DELCHAIN, NFPROTO_INET, NLM_F_ACK, ++seq_);
   nftnl_chain_nlmsg_build_payload(nlh, c.get());
   commit({seq_, NFT_MSG_DELCHAIN, "delete chain " + quoted(chain)});
@@ -204,11 +180,8 @@ uint32_t NftBatch::anon_set(uint32_t key_type, uint32_t key_len, bool interval, 
                             std::string_view what, const std::vector<std::string>& jumps) {
   const uint32_t id = next_set_id_++;
   const bool map = !jumps.empty();
-  NftnlSet set(nftnl_set_alloc());
+  NftnlSet set = nft_table_set(map ? kNftAnonMapName : kNftAnonSetName);
   nftnl_set* s = set.get();
-  nftnl_set_set_str(s, NFTNL_SET_TABLE, std::string(kNftTable).c_str());
-  nftnl_set_set_str(s, NFTNL_SET_NAME, map ? kNftAnonMapName : kNftAnonSetName);
-  nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
   nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | (interval ? NFT_SET_INTERVAL : 0) |
@@ -277,14 +250,14 @@ void NftBatch::add_set(const NftSetSpec& spec) {
 }
 
 void NftBatch::delete_set(std::string_view name) {
-  NftnlSet set = table_set(name);
+  NftnlSet set = nft_table_set(name);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_DELSET, NFPROTO_INET, NLM_F_ACK, ++seq_);
   nftnl_set_nlmsg_build_payload(nlh, set.get());
   commit({seq_, NFT_MSG_DELSET, "delete set " + quoted(name)});
 }
 
 void NftBatch::flush_set(std::string_view name) {
-  NftnlSet set = table_set(name);
+  NftnlSet set = nft_table_set(name);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buffer(), NFT_MSG_DELSETELEM, NFPROTO_INET, NLM_F_ACK, ++seq_);
   nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
   commit({seq_, NFT_MSG_DELSETELEM, "flush set " + quoted(name)});
@@ -293,7 +266,7 @@ void NftBatch::flush_set(std::string_view name) {
 void NftBatch::build_elems_msg(NftElemOp op, std::string_view set_name, uint32_t set_id, uint32_t key_len,
                                std::span<const NftIntervalElem> elems, uint64_t timeout_ms, NftMsgInfo info,
                                bool excl, std::span<const std::string> jumps) {
-  NftnlSet set = table_set(set_name);
+  NftnlSet set = nft_table_set(set_name);
   nftnl_set* s = set.get();
   if (set_id != 0) nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
   for (size_t i = 0; i < elems.size(); ++i) {

@@ -237,12 +237,33 @@ void match(nftnl_rule* r, const NftMatch& m, const NftMakeSet& make_set) {
 
 }  // namespace
 
+NftnlSet nft_table_set(std::string_view name) {
+  NftnlSet s(nftnl_set_alloc());
+  nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, std::string(kNftTable).c_str());
+  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, std::string(name).c_str());
+  nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+  return s;
+}
+
+NftnlChain nft_table_chain(std::string_view name) {
+  NftnlChain c(nftnl_chain_alloc());
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(name).c_str());
+  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+  return c;
+}
+
+NftnlRule nft_chain_rule(std::string_view chain) {
+  NftnlRule r(nftnl_rule_alloc());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, std::string(kNftTable).c_str());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, std::string(chain).c_str());
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+  return r;
+}
+
 NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const NftMakeSet& make_set) {
-  NftnlRule rule(nftnl_rule_alloc());
+  NftnlRule rule = nft_chain_rule(chain);
   nftnl_rule* r = rule.get();
-  nftnl_rule_set_str(r, NFTNL_RULE_TABLE, std::string(kNftTable).c_str());
-  nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, std::string(chain).c_str());
-  nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
   for (const auto& m : spec.matches) match(r, m, make_set);
   if (spec.limit_log) {
     nftnl_expr* e = nftnl_expr_alloc("limit");
@@ -338,11 +359,7 @@ NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& spec, const 
 }
 
 NftnlChain nft_build_chain(const NftChainSpec& spec) {
-  const std::string_view chain = spec.name;
-  NftnlChain c(nftnl_chain_alloc());
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, std::string(kNftTable).c_str());
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, std::string(chain).c_str());
-  nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+  NftnlChain c = nft_table_chain(spec.name);
   if (spec.regular) return c;  // no hook, type, priority or policy
   static_assert(kNftHookPrerouting == NF_INET_PRE_ROUTING && kNftHookInput == NF_INET_LOCAL_IN &&
                 kNftHookForward == NF_INET_FORWARD && kNftHookOutput == NF_INET_LOCAL_OUT);
@@ -362,11 +379,8 @@ NftnlTable nft_build_table() {
 }
 
 NftnlSet nft_build_set(const NftSetSpec& spec, uint32_t set_id) {
-  NftnlSet set(nftnl_set_alloc());
+  NftnlSet set = nft_table_set(spec.name);
   nftnl_set* s = set.get();
-  nftnl_set_set_str(s, NFTNL_SET_TABLE, std::string(kNftTable).c_str());
-  nftnl_set_set_str(s, NFTNL_SET_NAME, spec.name.c_str());
-  nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, spec.v6 ? kNftTypeIpv6Addr : kNftTypeIpv4Addr);
   nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, spec.v6 ? 16 : 4);
   uint32_t flags = 0;

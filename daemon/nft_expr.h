@@ -58,6 +58,11 @@ struct NftAnonSet {
 
 using NftMakeSet = std::function<uint32_t(const NftAnonSet&)>;
 
+// An object of amlfw's table named for a message (table, family and name): what delete,
+// flush and element messages need, and what the builders below start from.
+NftnlSet nft_table_set(std::string_view name);
+NftnlChain nft_table_chain(std::string_view name);
+NftnlRule nft_chain_rule(std::string_view chain);  // a rule of `chain` (no expressions yet)
 NftnlRule nft_build_rule(std::string_view chain, const NftRuleSpec& r, const NftMakeSet& make_set);
 inline constexpr int32_t kNftNatPriority = -100;  // NF_IP_PRI_NAT_DST
 NftnlChain nft_build_chain(const NftChainSpec& c);
