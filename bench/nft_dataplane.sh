@@ -59,36 +59,6 @@ ip -n "$H" neigh add 203.0.113.200 lladdr 02:00:00:00:00:01 dev d0 nud permanent
 bench_servers "$I" "$BENCH" "$TMP"
 
 bench_config nftables "$TAGS" "$TMP" >"$TMP/amlfw.toml"
-catalog = "2021-10"
-region = "westeurope"
-storage_accounts = ["mystore"]
-container_registries = ["myregistry1"]
-[features]
-custom_images = true
-user_managed_dependencies = true
-hbi_workspace = true
-r = true
-vscode = true
-support_diagnostics = true
-aks = true
-arc_extension = true
-arc_training = true
-arc_inference = true
-[inbound]
-enforce = true
-[service_tags]
-source = "$TAGS"
-[dns]
-upstreams = ["127.0.0.1"]
-[paths]
-state_dir = "$TMP/state"
-runtime_dir = "$TMP/run"
-[[allow]]
-cidr = "203.0.113.0/24"
-ports = ["443", "8443"]
-proto = "tcp"
-why = "benchmark endpoint"
-EOT
 cat >"$TMP/conntrack.nft" <<'EOT'
 table inet amlfw_bench_ct {
   chain output { type filter hook output priority filter; policy accept; ct state established,related accept; }
