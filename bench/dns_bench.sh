@@ -44,8 +44,7 @@ cleanup() {
   local p _
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for _ in $(seq 30); do  # up to 3 s for the daemons to stop on SIGTERM
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
-    kill -0 "$p" 2>/dev/null || break
+    kill -0 "${PIDS[@]}" 2>/dev/null || break   # true while any of them is alive
     sleep 0.1
   done
   for p in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
@@ -114,19 +113,25 @@ PIDS+=($!)
 
 # amlfw with the default catalog (*.anaconda.org is allowed) and generated service tags.
 python3 "$HERE/../tests/e2e/gen_service_tags.py" --out "$TMP/tags.json"
-cat >"$TMP/amlfw.toml" <<EOF
+amlfw_config() {  # BACKEND PORT NAME [EBPF_CGROUP]
+  mkdir -p "$TMP/state-$3" "$TMP/run-$3"
+  cat <<EOF
+backend = "$1"
 region = "westeurope"
 [service_tags]
 source = "$TMP/tags.json"
 [dns]
-listen = "127.0.0.1:5300"
+listen = "127.0.0.1:$2"
 upstreams = ["127.0.0.1:5301"]
 max_learned = 16777216
 [paths]
-state_dir = "$TMP/state"
-runtime_dir = "$TMP/run"
+state_dir = "$TMP/state-$3"
+runtime_dir = "$TMP/run-$3"
 EOF
-mkdir -p "$TMP/state" "$TMP/run"
+  [ -n "${4:-}" ] && printf '[ebpf]\ncgroup = "%s"\n' "$4"
+  return 0
+}
+amlfw_config nftables 5300 nft >"$TMP/amlfw.toml"
 ip netns exec "$NS" "$AMLFW" run --config "$TMP/amlfw.toml" >"$TMP/amlfw.log" 2>&1 &
 APID=$!
 PIDS+=($APID)
@@ -134,11 +139,7 @@ PIDS+=($APID)
 SERVERS="direct amlfw nftset"
 PORTS="5300 5301 5302"
 if [ -n "$CG" ] && mkdir "$CG" 2>/dev/null; then
-  sed -e 's/^listen = .*/listen = "127.0.0.1:5303"/' -e "s|^state_dir = .*|state_dir = \"$TMP/state-ebpf\"|" \
-    -e "s|^runtime_dir = .*|runtime_dir = \"$TMP/run-ebpf\"|" "$TMP/amlfw.toml" >"$TMP/ebpf.toml"
-  printf 'backend = "ebpf"\n' | cat - "$TMP/ebpf.toml" >"$TMP/ebpf.toml.new" && mv "$TMP/ebpf.toml.new" "$TMP/ebpf.toml"
-  printf '[ebpf]\ncgroup = "%s"\n' "$CG" >>"$TMP/ebpf.toml"
-  mkdir -p "$TMP/state-ebpf" "$TMP/run-ebpf"
+  amlfw_config ebpf 5303 ebpf "$CG" >"$TMP/ebpf.toml"
   AMLFW_EBPF_PIN_DIR=$PIN nsenter --net="/run/netns/$NS" "$AMLFW" run --config "$TMP/ebpf.toml" >"$TMP/ebpf.log" 2>&1 &
   PIDS+=($!)
   SERVERS="direct amlfw ebpf nftset"
