@@ -556,14 +556,9 @@ std::vector<NftChainSpec> chain_specs(const Policy& p, const std::vector<PortGro
     not_lo.v6 = proxy.v6;
     not_lo.addr = proxy.v6 ? IpAddr::v6addr(1) : IpAddr::v4addr(0x7f000000);
     not_lo.value = proxy.v6 ? 128 : 8;
-    NftRuleSpec r;
-    r.matches = {nfproto(proxy.v6), not_lo, mark, m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{53, 53}})};
-    r.counter = true;
-    r.verdict = NftVerdict::kDnat;
-    r.nat_addr = proxy;
-    r.nat_port = proxy_port;
-    r.comment = "dns-redirect";
-    nat.rules.push_back(std::move(r));
+    nat.rules.push_back(nft_match::dnat_to_proxy(
+        {nfproto(proxy.v6), not_lo, mark, m(NftMatch::Kind::kL4protoTcpUdp), dports({PortRange{53, 53}})}, proxy,
+        proxy_port, "dns-redirect"));
     chains.push_back(std::move(nat));
   }
   nft_add_forward_chains(p, output, &chains);

@@ -110,14 +110,7 @@ void nft_add_forward_chains(const Policy& p, const NftChainSpec& output, std::ve
     ms.push_back(nft_match::addr_in_set(proxy.v6, false, set));
     ms.push_back(m(NftMatch::Kind::kL4protoTcpUdp));
     ms.push_back(dport(p.dns_upstream_port));
-    NftRuleSpec r;
-    r.matches = std::move(ms);
-    r.counter = true;
-    r.verdict = NftVerdict::kDnat;
-    r.nat_addr = proxy;
-    r.nat_port = proxy_port;
-    r.comment = "pods-dns";
-    nat.rules.push_back(std::move(r));
+    nat.rules.push_back(nft_match::dnat_to_proxy(std::move(ms), proxy, proxy_port, "pods-dns"));
   }
   chains->push_back(std::move(nat));
 }

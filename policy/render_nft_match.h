@@ -5,6 +5,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "policy/net.h"
 #include "policy/render_nft.h"
@@ -35,6 +36,19 @@ inline NftMatch addr_eq(const IpAddr& a, bool src) {
   x.v6 = a.v6;
   x.src = src;
   return x;
+}
+
+// A counted rule that sends what `matches` selects to the DNS proxy (dnat to addr:port).
+inline NftRuleSpec dnat_to_proxy(std::vector<NftMatch> matches, const IpAddr& addr, uint16_t port,
+                                 std::string comment) {
+  NftRuleSpec r;
+  r.matches = std::move(matches);
+  r.counter = true;
+  r.verdict = NftVerdict::kDnat;
+  r.nat_addr = addr;
+  r.nat_port = port;
+  r.comment = std::move(comment);
+  return r;
 }
 
 }  // namespace amlfw::nft_match
